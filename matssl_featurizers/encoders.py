@@ -1,0 +1,175 @@
+"""Graph encoders that turn a batch of crystal graphs into one vector per structure.
+
+Every constructor argument is a plain JSON value, so a saved ``config.json`` *is*
+the architecture (see :mod:`matssl_featurizers.weights`). The same classes serve
+pretraining and featurization.
+"""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from .graphs import CUTOFF, GaussianDistance, edge_lengths
+
+N_ELEMENTS = 118
+MASK_TOKEN = 0  # atomic number used for masked atoms
+
+
+def element_table(name: str) -> torch.Tensor:
+    """Per-element input vectors as a ``[119, D]`` tensor; row 0 is the mask token (zeros),
+    rows of elements the table lacks are NaN.
+
+    ``"cgcnn92"``: the 92-dim one-hot-style atom features of CGCNN (from matminer's data files).
+    """
+    if name == "cgcnn92":
+        path = resources.files("matminer.utils.data_files") / "cgcnn_atom_feature.json"
+        table = {int(z): v for z, v in json.loads(path.read_text()).items()}
+    else:
+        raise ValueError(f"unknown element table {name!r}; known: 'cgcnn92'")
+    dim = len(next(iter(table.values())))
+    out = torch.full((N_ELEMENTS + 1, dim), float("nan"))
+    out[MASK_TOKEN] = 0.0
+    for z, vec in table.items():
+        out[z] = torch.tensor(vec, dtype=torch.float32)
+    return out
+
+
+class CGCNNConv(nn.Module):
+    r"""The convolution of CGCNN (Xie & Grossman 2018, eq. 5):
+
+    .. math::
+        z_{ij} = \mathrm{BN}_1\left(W [h_i \Vert h_j \Vert e_{ij}] + b\right) = [z^f_{ij} \Vert z^s_{ij}]
+
+        h_i' = \mathrm{softplus}\left(h_i + \mathrm{BN}_2\Big(\sum_{j \in N(i)}
+               \sigma(z^f_{ij}) \odot \mathrm{softplus}(z^s_{ij})\Big)\right)
+
+    One fused linear gives filter and core; messages are summed over neighbours.
+    Shapes: ``h [N, F]``, ``edge_attr [E, K]``, ``edge_index [2, E]`` (source ``j``, target ``i``) -> ``[N, F]``.
+    This is not PyG's ``CGConv`` (no batch norm, two linears).
+    """
+
+    def __init__(self, atom_fea_len: int, edge_fea_len: int):
+        super().__init__()
+        self.gate = nn.Linear(2 * atom_fea_len + edge_fea_len, 2 * atom_fea_len)
+        self.bn_edge = nn.BatchNorm1d(2 * atom_fea_len)
+        self.bn_node = nn.BatchNorm1d(atom_fea_len)
+
+    def forward(self, h: torch.Tensor, edge_index: torch.Tensor, edge_attr: torch.Tensor) -> torch.Tensor:
+        src, dst = edge_index
+        # W [h_i || h_j || e_ij] computed as W_i h_i + W_j h_j + W_e e_ij: the node terms are
+        # multiplied once per node instead of once per edge (same parameters, ~3x fewer FLOPs).
+        w_i, w_j, w_e = self.gate.weight.split([h.shape[1], h.shape[1], edge_attr.shape[1]], dim=1)
+        # index_select rather than h[idx]: its backward is index_add_, much faster on CPU than index_put_
+        z = (h @ w_i.T).index_select(0, dst) + (h @ w_j.T).index_select(0, src) + F.linear(edge_attr, w_e, self.gate.bias)
+        z = self.bn_edge(z)
+        filt, core = z.chunk(2, dim=-1)
+        messages = torch.sigmoid(filt) * F.softplus(core)
+        summed = torch.zeros_like(h).index_add_(0, dst, messages)
+        return F.softplus(h + self.bn_node(summed))
+
+
+def mean_pool(h: torch.Tensor, batch: torch.Tensor, num_graphs: int) -> torch.Tensor:
+    """Mean of node rows per graph: ``[N, F] -> [G, F]``."""
+    total = torch.zeros(num_graphs, h.shape[1], dtype=h.dtype, device=h.device).index_add_(0, batch, h)
+    count = torch.zeros(num_graphs, dtype=h.dtype, device=h.device).index_add_(0, batch, torch.ones_like(batch, dtype=h.dtype))
+    return total / count.clamp(min=1).unsqueeze(1)
+
+
+class CGCNNEncoder(nn.Module):
+    """CGCNN structure encoder: element inputs -> ``n_conv`` :class:`CGCNNConv` -> mean pool -> linear+softplus.
+
+    Args:
+        atom_input: ``"embedding"`` (a learned vector per element) or the name of a fixed
+            per-element table (``"cgcnn92"``), mapped to ``atom_fea_len`` by a linear layer.
+        atom_fea_len: node feature width ``F``.
+        n_conv: number of convolutions.
+        out_dim: width of the structure vector (CGCNN's ``h_fea_len``); 0 returns the pooled ``F``.
+        cutoff, gaussian_step: edge features, Gaussians from 0 to ``cutoff`` every ``gaussian_step`` Å.
+
+    Input: a PyG ``Batch`` from :mod:`matssl_featurizers.graphs` (optionally with ``edge_keep [E]``,
+    a 0/1 mask on edge features). Output: ``[G, out_dim]``.
+
+    References: Xie & Grossman, PRL 120, 145301 (2018).
+    """
+
+    def __init__(
+        self,
+        atom_input: str = "embedding",
+        atom_fea_len: int = 64,
+        n_conv: int = 3,
+        out_dim: int = 128,
+        cutoff: float = CUTOFF,
+        gaussian_step: float = 0.2,
+    ):
+        super().__init__()
+        self.config = {
+            "architecture": "cgcnn",
+            "atom_input": atom_input,
+            "atom_fea_len": atom_fea_len,
+            "n_conv": n_conv,
+            "out_dim": out_dim,
+            "cutoff": cutoff,
+            "gaussian_step": gaussian_step,
+        }
+        self.atom_input = atom_input
+        if atom_input == "embedding":
+            self.embedding = nn.Embedding(N_ELEMENTS + 1, atom_fea_len)
+        else:
+            self.register_buffer("element_table", element_table(atom_input))
+            self.embedding = nn.Linear(self.element_table.shape[1], atom_fea_len)
+        self.distance = GaussianDistance(0.0, cutoff, gaussian_step)
+        self.convs = nn.ModuleList(CGCNNConv(atom_fea_len, self.distance.num_features) for _ in range(n_conv))
+        self.head = nn.Linear(atom_fea_len, out_dim) if out_dim else None
+        self.out_dim = out_dim or atom_fea_len
+
+    def embed_atoms(self, atomic_numbers: torch.Tensor) -> torch.Tensor:
+        """Input node features ``[N, F]``; raises ``ValueError`` for elements without an input vector."""
+        if self.atom_input == "embedding":
+            return self.embedding(atomic_numbers)
+        vectors = self.element_table[atomic_numbers]
+        missing = torch.isnan(vectors).any(dim=1)
+        if missing.any():
+            from pymatgen.core import Element
+
+            symbols = sorted({Element.from_Z(int(z)).symbol for z in atomic_numbers[missing].unique()})
+            raise ValueError(f"no {self.atom_input} input vector for element(s) {', '.join(symbols)}")
+        return self.embedding(vectors)
+
+    def node_embeddings(self, batch) -> torch.Tensor:
+        """Node features after the convolutions, ``[N, F]``."""
+        edge_attr = self.distance(edge_lengths(batch))
+        edge_keep = getattr(batch, "edge_keep", None)
+        if edge_keep is not None:
+            edge_attr = edge_attr * edge_keep.unsqueeze(-1).to(edge_attr.dtype)
+        h = self.embed_atoms(batch.atomic_numbers)
+        for conv in self.convs:
+            h = conv(h, batch.edge_index, edge_attr)
+        return h
+
+    def forward(self, batch) -> torch.Tensor:
+        h = self.node_embeddings(batch)
+        node_graph = getattr(batch, "batch", None)
+        if node_graph is None:
+            node_graph = torch.zeros_like(batch.atomic_numbers)
+        pooled = mean_pool(h, node_graph, getattr(batch, "num_graphs", 1))
+        return F.softplus(self.head(pooled)) if self.head is not None else pooled
+
+
+ENCODERS = {"cgcnn": CGCNNEncoder}
+
+
+def build_encoder(config: dict) -> nn.Module:
+    """Instantiate the encoder a ``config.json`` describes (``architecture`` + constructor arguments)."""
+    kwargs = dict(config)
+    architecture = kwargs.pop("architecture", None)
+    if architecture not in ENCODERS:
+        raise ValueError(f"unknown architecture {architecture!r}; known: {sorted(ENCODERS)}")
+    try:
+        return ENCODERS[architecture](**kwargs)
+    except TypeError as err:
+        raise ValueError(f"config does not fit the {architecture} encoder: {err}") from None

@@ -1,0 +1,209 @@
+"""matminer featurizers backed by self-supervised crystal encoders."""
+
+from __future__ import annotations
+
+import traceback
+
+import numpy as np
+import pandas as pd
+from matminer.featurizers.base import BaseFeaturizer
+from tqdm.auto import tqdm
+
+from . import weights as weights_io
+
+CGCNN_CITATION = (
+    "@article{xie2018crystal, title={Crystal Graph Convolutional Neural Networks for an Accurate and "
+    "Interpretable Prediction of Material Properties}, author={Xie, Tian and Grossman, Jeffrey C.}, "
+    "journal={Physical Review Letters}, volume={120}, pages={145301}, year={2018}, "
+    "doi={10.1103/PhysRevLett.120.145301}}"
+)
+METHOD_CITATIONS = {
+    "crystal-twins": (
+        "@article{magar2022crystal, title={Crystal twins: self-supervised learning for crystalline material "
+        "property prediction}, author={Magar, Rishikesh and Wang, Yuyang and Barati Farimani, Amir}, "
+        "journal={npj Computational Materials}, volume={8}, pages={231}, year={2022}, "
+        "doi={10.1038/s41524-022-00921-5}}"
+    ),
+}
+
+
+SKIP_HINT = "To skip entries that fail, pass ignore_errors=True (failed rows become NaN)."
+
+
+def _entries_as_list(entries) -> list:
+    """The single input of each entry, for every list-like shape ``featurize_many`` accepts."""
+    if isinstance(entries, pd.DataFrame):
+        entries = entries.values
+    if isinstance(entries, pd.Series):
+        return list(entries)
+    if isinstance(entries, np.ndarray) and entries.ndim == 2:
+        return [row[0] for row in entries]
+    if not isinstance(entries, (list, tuple, np.ndarray)):
+        raise TypeError("'entries' must be a list-like object (list, tuple, ndarray, Series or DataFrame)")
+    return [e[0] if isinstance(e, (list, tuple, np.ndarray)) and len(e) == 1 else e for e in entries]
+
+
+def _with_context(err: BaseException, message: str) -> BaseException:
+    """A copy of ``err`` with ``message`` (same type where the type allows), chained to it."""
+    try:
+        new = type(err)(message)
+    except Exception:
+        new = ValueError(message)
+    new.__cause__ = err
+    return new
+
+
+class SSLStructureFeaturizer(BaseFeaturizer):
+    """Structure vectors from a self-supervised pretrained crystal graph encoder.
+
+    The structure becomes a CGCNN crystal graph (8 Å cutoff, 12 nearest neighbours) and the
+    pretrained encoder's pooled output is the feature vector. Weights load lazily on first use and
+    are not pickled, so the featurizer clones, pickles and runs inside scikit-learn pipelines.
+
+    Args:
+        model: name of the model (``list_models()`` shows the bundled ones); also the feature-label prefix.
+        weights: where the weights come from, overriding the bundled ``model``: a local directory or
+            ``"hf://OWNER/REPO[@REVISION]"``. ``None`` uses the bundled files of ``model``.
+        batch_size: structures per forward pass.
+        device: torch device, e.g. ``"cpu"`` or ``"cuda"``.
+
+    Featurization runs in-process and batches structures itself (matminer's fork pool hangs after
+    torch has started threads), so ``n_jobs`` is not used.
+    """
+
+    def __init__(self, model: str = weights_io.DEFAULT_MODEL, weights: str | None = None, batch_size: int = 64, device: str = "cpu"):
+        self.model = model
+        self.weights = weights
+        self.batch_size = batch_size
+        self.device = device
+
+    # -- lazy model -------------------------------------------------------------------------
+    @property
+    def _source(self):
+        return self.model if self.weights is None else self.weights
+
+    def _config(self) -> dict:
+        cached = self.__dict__.get("_cached_config")
+        if cached is None or cached[0] != self._source:
+            cached = (self._source, weights_io.read_config(self._source))
+            self._cached_config = cached
+        return cached[1]
+
+    def _encoder(self):
+        key = (self._source, self.device)
+        cached = self.__dict__.get("_cached_encoder")
+        if cached is None or cached[0] != key:
+            cached = (key, weights_io.load_encoder(self._source, device=self.device))
+            self._cached_encoder = cached
+        return cached[1]
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state.pop("_cached_encoder", None)
+        return state
+
+    @property
+    def n_features(self) -> int:
+        config = self._config()
+        return config.get("out_dim") or config["atom_fea_len"]
+
+    # -- matminer API -----------------------------------------------------------------------
+    def featurize(self, structure):
+        """Feature vector (list of floats) of one pymatgen ``Structure``."""
+        return self.featurize_many([structure], pbar=False)[0]
+
+    def featurize_many(self, entries, ignore_errors=False, return_errors=False, pbar=True):
+        """Featurize structures in batches, keeping ``BaseFeaturizer.featurize_many``'s contract.
+
+        Returns a list with one list of floats per entry; with ``ignore_errors`` a failing entry gives
+        NaNs (and, with ``return_errors``, its traceback as a last element), else the error is raised
+        naming the entry's position.
+        """
+        import torch
+
+        from .graphs import collate, structure_to_graph
+
+        if return_errors and not ignore_errors:
+            raise ValueError("Please set ignore_errors to True to use return_errors.")
+        items = _entries_as_list(entries)
+        if not items:
+            return []
+        encoder = self._encoder()
+        n = self.n_features
+        rows: list = [None] * len(items)
+
+        def fail(index, err):
+            if not ignore_errors:
+                raised = _with_context(err, f"cannot featurize entry {index}: {err}\n{SKIP_HINT}")
+                raised.entry_index, raised.reason = index, str(err)
+                raise raised from err
+            rows[index] = [float("nan")] * n + (["".join(traceback.format_exception(err))] if return_errors else [])
+
+        def forward(graphs):
+            with torch.inference_mode():
+                return encoder(collate(graphs).to(self.device)).double().cpu().numpy()
+
+        progress = tqdm(total=len(items), desc=type(self).__name__, disable=not pbar)
+        for start in range(0, len(items), self.batch_size):
+            indices, graphs = [], []
+            for index in range(start, min(start + self.batch_size, len(items))):
+                try:
+                    graphs.append(structure_to_graph(items[index]))
+                    indices.append(index)
+                except Exception as err:
+                    fail(index, err)
+            if graphs:
+                try:
+                    vectors = forward(graphs)
+                except Exception:  # find the entries that fail on their own
+                    vectors = []
+                    for index, graph in zip(indices, graphs):
+                        try:
+                            vectors.append(forward([graph])[0])
+                        except Exception as err:
+                            fail(index, err)
+                            vectors.append(None)
+                for index, vector in zip(indices, vectors):
+                    if vector is None:
+                        continue
+                    if not np.all(np.isfinite(vector)):
+                        fail(index, ValueError("the encoder returned non-finite values"))
+                        continue
+                    rows[index] = vector.tolist() + ([float("nan")] if return_errors else [])
+            progress.update(min(self.batch_size, len(items) - start))
+        progress.close()
+        return rows
+
+    def featurize_dataframe(self, df, col_id, *args, **kwargs):
+        """As ``BaseFeaturizer.featurize_dataframe``; an error names the DataFrame row that caused it."""
+        try:
+            return super().featurize_dataframe(df, col_id, *args, **kwargs)
+        except Exception as err:
+            if not hasattr(err, "entry_index"):
+                raise
+            label = df.index[err.entry_index]
+            raise _with_context(err, f"cannot featurize row {label!r} (column {col_id!r}): {err.reason}\n{SKIP_HINT}") from err
+
+    def feature_labels(self):
+        return [f"{self.model}_{i}" for i in range(self.n_features)]
+
+    def get_feature_names_out(self, input_features=None):
+        """Feature names for scikit-learn's ``set_output`` and pipelines."""
+        return np.asarray(self.feature_labels(), dtype=object)
+
+    def citations(self):
+        return [CGCNN_CITATION] + ([METHOD_CITATIONS[self.model]] if self.model in METHOD_CITATIONS else [])
+
+    def implementors(self):
+        return ["matssl-featurizers developers"]
+
+
+class CrystalTwinsFeaturizer(SSLStructureFeaturizer):
+    """Crystal Twins structure vectors: CGCNN pretrained with the Barlow Twins loss on two augmented
+    views (perturbation, atom and edge masking) of each crystal (Magar et al., npj Comput. Mater. 8, 231, 2022).
+
+    Args: as :class:`SSLStructureFeaturizer`, with ``model="crystal-twins"``.
+    """
+
+    def __init__(self, weights: str | None = None, batch_size: int = 64, device: str = "cpu"):
+        super().__init__(model="crystal-twins", weights=weights, batch_size=batch_size, device=device)

@@ -1,0 +1,166 @@
+"""Weights I/O: one loader for bundled models, local directories and the Hugging Face Hub.
+
+A model directory holds ``config.json`` (the encoder's constructor arguments plus its
+``architecture``), ``model.safetensors`` (the tensors; never pickle) and ``README.md``
+(the model card). Sources:
+
+* a bundled name (``"crystal-twins"``): files inside this package, sha256 checked
+  against ``models/index.json``;
+* a local directory;
+* ``"hf://OWNER/REPO[@REVISION]"``: downloaded (or read from the cache) with ``huggingface_hub``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from importlib import resources
+from pathlib import Path
+
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+CARD_NAME = "README.md"
+HUB_PREFIX = "hf://"
+DEFAULT_MODEL = "crystal-twins"
+
+
+def _bundled_root() -> Path:
+    return Path(str(resources.files("matssl_featurizers") / "models"))
+
+
+def bundled_index() -> dict:
+    """The bundled models: name -> entry of ``models/index.json``."""
+    return json.loads((_bundled_root() / "index.json").read_text())
+
+
+def list_models():
+    """A ``pandas.DataFrame`` of the bundled models: vector length, method, training data, source."""
+    import pandas as pd
+
+    rows = []
+    for name, entry in bundled_index().items():
+        config = json.loads((_bundled_root() / entry["directory"] / CONFIG_NAME).read_text())
+        rows.append(
+            {
+                "model": name,
+                "method": entry["method"],
+                "architecture": config["architecture"],
+                "n_features": config.get("out_dim") or config.get("atom_fea_len"),
+                "trained_on": entry["trained_on"],
+                "weights": f"bundled: matssl_featurizers/models/{entry['directory']}",
+                "default": name == DEFAULT_MODEL,
+            }
+        )
+    return pd.DataFrame(rows).set_index("model")
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _parse_hub(source: str) -> tuple[str, str | None]:
+    repo = source[len(HUB_PREFIX):]
+    repo, _, revision = repo.partition("@")
+    if repo.count("/") != 1 or not all(repo.split("/")):
+        raise ValueError(f"hub source {source!r} must look like hf://OWNER/REPO or hf://OWNER/REPO@REVISION")
+    return repo, revision or None
+
+
+def _download_from_hub(source: str) -> Path:
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
+
+    repo, revision = _parse_hub(source)
+    try:
+        path = snapshot_download(
+            repo_id=repo, revision=revision, allow_patterns=[CONFIG_NAME, WEIGHTS_NAME, CARD_NAME]
+        )
+    except LocalEntryNotFoundError:
+        offline = os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}
+        raise OSError(
+            f"cannot load weights from {source}: "
+            + ("HF_HUB_OFFLINE is set and the local Hugging Face cache has no copy of it"
+               if offline else "the Hub cannot be reached and the local Hugging Face cache has no copy of it")
+        ) from None
+    except (HfHubHTTPError, ValueError) as err:
+        raise OSError(f"cannot load weights from {source}: {err}") from None
+    return Path(path)
+
+
+def resolve(source: str | os.PathLike | None = None) -> Path:
+    """The local directory holding the model files of ``source`` (bundled name, path or hf:// address)."""
+    source = DEFAULT_MODEL if source is None else source
+    if isinstance(source, str) and source.startswith(HUB_PREFIX):
+        directory = _download_from_hub(source)
+    elif isinstance(source, str) and source in bundled_index():
+        entry = bundled_index()[source]
+        directory = _bundled_root() / entry["directory"]
+        for name, expected in entry["sha256"].items():
+            if not (directory / name).is_file():
+                raise OSError(f"bundled model {source!r} is missing {name}: the installation is incomplete")
+            if sha256(directory / name) != expected:
+                raise OSError(f"bundled model {source!r}: {name} does not match its recorded sha256 (corrupted install?)")
+    else:
+        directory = Path(source)
+        if not directory.is_dir():
+            known = ", ".join(sorted(bundled_index()))
+            raise OSError(
+                f"weights {str(source)!r} are neither a bundled model ({known}), a directory, nor hf://OWNER/REPO"
+            )
+    for name in (CONFIG_NAME, WEIGHTS_NAME):
+        if not (directory / name).is_file():
+            raise OSError(f"weights {str(source)!r}: {name} not found in {directory}")
+    return directory
+
+
+def read_config(source: str | os.PathLike | None = None) -> dict:
+    """The ``config.json`` of ``source``."""
+    return json.loads((resolve(source) / CONFIG_NAME).read_text())
+
+
+def load_encoder(source: str | os.PathLike | None = None, device: str = "cpu"):
+    """Build the encoder described by ``config.json`` and load ``model.safetensors`` into it (eval mode).
+
+    Raises ``OSError`` when files cannot be found and ``ValueError`` when config and tensors disagree.
+    """
+    from safetensors.torch import load_file
+
+    from .encoders import build_encoder
+
+    directory = resolve(source)
+    config = json.loads((directory / CONFIG_NAME).read_text())
+    try:
+        encoder = build_encoder(config)
+    except ValueError as err:
+        raise ValueError(f"weights {str(source)!r}: {err}") from None
+    state = load_file(directory / WEIGHTS_NAME)
+    expected = encoder.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    wrong_shape = sorted(k for k in set(state) & set(expected) if state[k].shape != expected[k].shape)
+    if missing or unexpected or wrong_shape:
+        raise ValueError(
+            f"weights {str(source)!r}: config.json does not match model.safetensors "
+            f"(missing {missing[:5]}, unexpected {unexpected[:5]}, wrong shape {wrong_shape[:5]})"
+        )
+    encoder.load_state_dict(state)
+    return encoder.to(device).eval()
+
+
+def save_encoder(encoder, directory: str | os.PathLike, card: str | None = None) -> Path:
+    """Write ``config.json`` + ``model.safetensors`` (+ ``README.md`` when ``card`` is given) to ``directory``."""
+    from safetensors.torch import save_file
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / CONFIG_NAME).write_text(json.dumps(encoder.config, indent=2) + "\n")
+    state = {k: v.detach().cpu().contiguous() for k, v in encoder.state_dict().items()}
+    save_file(state, directory / WEIGHTS_NAME, metadata={"format": "pt"})
+    if card is not None:
+        (directory / CARD_NAME).write_text(card)
+    return directory

@@ -1,0 +1,78 @@
+"""Model cards (the ``README.md`` of an exported model directory)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+EVALUATION_HEADING = "## Evaluation"
+EVALUATION_PLACEHOLDER = (
+    "Not evaluated yet. Run `python -m pretraining.evaluate ... --card DIR` to put a random-forest "
+    "comparison against random weights of the same architecture here."
+)
+
+
+def loss_table(history: list[dict]) -> str:
+    lines = ["| epoch | train loss | validation loss | seconds | structures/s |", "|---|---|---|---|---|"]
+    for h in history:
+        lines.append(
+            f"| {h['epoch']} | {h['train_loss']:.4f} | {h['val_loss']:.4f} | {h['seconds']:.0f} | {h['structures_per_second']:.0f} |"
+        )
+    return "\n".join(lines)
+
+
+def render(*, name: str, method: str, citation: str, command: str, data: dict, options: dict, history: list[dict],
+           best_epoch: int, config: dict, evaluation: str = EVALUATION_PLACEHOLDER) -> str:
+    """The model card of a pretraining run."""
+    first, last = history[0], history[-1]
+    return f"""---
+library_name: matssl-featurizers
+tags: [materials, crystal-graph, self-supervised, {method}]
+---
+# {name}
+
+Self-supervised crystal encoder trained with **{method}** by `python -m pretraining.run` of
+matssl-featurizers. Load it with `SSLStructureFeaturizer(weights=...)` (a local directory or
+`hf://OWNER/REPO`).
+
+Method: {citation}
+
+## Data
+- sources: {", ".join(f"`{p}`" for p in data["paths"])}
+- structures: {data["n_structures"]} readable ({data["n_skipped"]} unreadable entries skipped);
+  {data["n_train"]} for training, {data["n_val"]} (5 %) for validation of the pretext loss
+- no labels are used
+
+## Training
+- command: `{command}`
+- epochs: {len(history)} ; exported weights from epoch {best_epoch} (lowest validation loss)
+- options: `{json.dumps(options, sort_keys=True)}`
+- pretext loss: train {first['train_loss']:.4f} → {last['train_loss']:.4f}, validation
+  {first['val_loss']:.4f} → {last['val_loss']:.4f} (epoch {first['epoch']} → {last['epoch']})
+
+{loss_table(history)}
+
+## Architecture (`config.json`)
+```json
+{json.dumps(config, indent=2)}
+```
+
+{EVALUATION_HEADING}
+{evaluation.strip()}
+"""
+
+
+def set_evaluation(card_path: Path, evaluation: str) -> None:
+    """Replace the evaluation section of an existing card."""
+    text = Path(card_path).read_text()
+    head, _, _ = text.partition(EVALUATION_HEADING)
+    Path(card_path).write_text(head + EVALUATION_HEADING + "\n" + evaluation.strip() + "\n")
+
+
+def evaluation_of(card_path: Path) -> str:
+    text = Path(card_path).read_text()
+    _, found, tail = text.partition(EVALUATION_HEADING)
+    return tail.strip() if found else EVALUATION_PLACEHOLDER
+
+
+__all__ = ["render", "set_evaluation", "evaluation_of", "loss_table"]

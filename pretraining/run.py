@@ -1,0 +1,193 @@
+"""Pretrain a crystal encoder without labels and export it for the featurizers.
+
+    python -m pretraining.run --method crystal-twins --data structures.jsonl.gz \\
+        --epochs 15 --batch-size 64 --lr 1e-5 --device cuda --out runs/ct
+
+DIR receives ``config.json`` + ``model.safetensors`` + ``README.md`` (model card) of the
+best epoch (lowest validation pretext loss); ``DIR/training/`` holds ``metrics.jsonl`` (one line
+per epoch) and ``checkpoint.pt`` (for ``--resume``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from matssl_featurizers.featurizers import METHOD_CITATIONS
+from matssl_featurizers.weights import CARD_NAME, CONFIG_NAME, WEIGHTS_NAME, save_encoder
+
+from . import card
+from .data import GraphDataset, build_graphs
+from .methods import METHODS
+
+VALIDATION_FRACTION = 0.05
+
+
+class NonFiniteLoss(RuntimeError):
+    pass
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m pretraining.run", description=__doc__.split("\n")[0])
+    p.add_argument("--method", required=True, choices=sorted(METHODS))
+    p.add_argument("--data", required=True, nargs="+", help="JSON Lines, a folder of CIF/POSCAR files, or a DataFrame file")
+    p.add_argument("--structure-column", default=None, help="structure column of a DataFrame file (default: found)")
+    p.add_argument("--epochs", type=int, default=15)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--lr", type=float, default=1e-5)
+    p.add_argument("--weight-decay", type=float, default=0.0)
+    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    p.add_argument("--out", required=True, type=Path, help="output directory")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/training/checkpoint.pt")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--workers", type=int, default=1, help="processes building graphs")
+    p.add_argument("--cache-dir", type=Path, default=None, help="graph cache (default ~/.cache/matssl_featurizers/graphs)")
+    p.add_argument("--strict", action="store_true", help="stop at the first unreadable entry instead of skipping it")
+    p.add_argument("--limit", type=int, default=None, help="use only the first N structures (quick runs)")
+    p.add_argument("--name", default=None, help="model name in the card (default: the method)")
+    p.add_argument("--push-to-hub", metavar="OWNER/REPO", default=None, help="upload OUT to the Hugging Face Hub")
+    p.add_argument("--no-progress", action="store_true")
+    return p.parse_args(argv)
+
+
+def split_indices(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """A seeded 95 / 5 train / validation split (at least one validation structure when n > 1)."""
+    order = np.random.default_rng(seed).permutation(n)
+    n_val = max(1, int(round(VALIDATION_FRACTION * n))) if n > 1 else 0
+    return np.sort(order[n_val:]), np.sort(order[:n_val])
+
+
+def _loader(dataset, batch_size, shuffle, seed):
+    from torch_geometric.loader import DataLoader
+
+    generator = torch.Generator().manual_seed(seed)
+    # drop_last keeps batch statistics well defined for the losses that normalise over the batch
+    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, drop_last=shuffle and len(dataset) > batch_size,
+                      generator=generator)
+
+
+def run_epoch(method, loader, device, optimizer=None, progress=True, desc="") -> float:
+    """Mean pretext loss over ``loader``; trains when an ``optimizer`` is given."""
+    method.train(optimizer is not None)
+    total, count = 0.0, 0
+    with torch.set_grad_enabled(optimizer is not None):
+        bar = tqdm(loader, desc=desc, disable=not progress, leave=False, unit="batch")
+        for batch in bar:
+            if batch.num_graphs < 2:
+                continue
+            batch = batch.to(device)
+            loss, _ = method.loss(batch)
+            if not torch.isfinite(loss):
+                raise NonFiniteLoss(f"{desc}: the loss became {float(loss)}")
+            if optimizer is not None:
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+            total += loss.item() * batch.num_graphs
+            count += batch.num_graphs
+            bar.set_postfix(loss=f"{total / count:.4f}")
+    return total / max(count, 1)
+
+
+def _save_atomic(obj, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def push_to_hub(out: Path, repo_id: str) -> None:
+    from huggingface_hub import HfApi
+
+    api = HfApi()
+    api.create_repo(repo_id, exist_ok=True)
+    api.upload_folder(folder_path=str(out), repo_id=repo_id,
+                      allow_patterns=[CONFIG_NAME, WEIGHTS_NAME, CARD_NAME, "training/metrics.jsonl"])
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    command = "python -m pretraining.run " + " ".join(shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
+    progress = not args.no_progress
+    out, training = args.out, args.out / "training"
+    training.mkdir(parents=True, exist_ok=True)
+    checkpoint_path, metrics_path = training / "checkpoint.pt", training / "metrics.jsonl"
+    if checkpoint_path.exists() and not args.resume:
+        sys.exit(f"{checkpoint_path} exists: pass --resume to continue that run, or choose another --out")
+
+    store = build_graphs(args.data, cache_dir=args.cache_dir, workers=args.workers, strict=args.strict,
+                         structure_column=args.structure_column, progress=progress)
+    n = len(store) if args.limit is None else min(args.limit, len(store))
+    if n < 4:
+        sys.exit(f"only {n} readable structures in {args.data}: need at least 4")
+    train_idx, val_idx = split_indices(n, args.seed)
+    print(f"{len(store)} structures ({store.skipped} unreadable skipped); using {n}: "
+          f"{len(train_idx)} train, {len(val_idx)} validation", file=sys.stderr)
+
+    torch.manual_seed(args.seed)
+    method = METHODS[args.method]().to(args.device)
+    optimizer = torch.optim.Adam(method.parameters(), lr=args.lr, weight_decay=args.weight_decay)
+    history, start_epoch, best = [], 1, {"val_loss": math.inf, "epoch": 0, "encoder": None}
+    if args.resume and checkpoint_path.exists():
+        state = torch.load(checkpoint_path, map_location=args.device, weights_only=True)
+        method.load_state_dict(state["method"])
+        optimizer.load_state_dict(state["optimizer"])
+        history, best = state["history"], state["best"]
+        start_epoch = state["epoch"] + 1
+        print(f"resuming after epoch {state['epoch']}", file=sys.stderr)
+
+    data_info = {"paths": [str(p) for p in args.data], "n_structures": n, "n_skipped": store.skipped,
+                 "n_train": len(train_idx), "n_val": len(val_idx)}
+    options = {k: v for k, v in vars(args).items() if k in ("batch_size", "lr", "weight_decay", "seed", "limit")}
+    train_set, val_set = GraphDataset(store, train_idx), GraphDataset(store, val_idx)
+    for epoch in range(start_epoch, args.epochs + 1):
+        torch.manual_seed(args.seed * 100_003 + epoch)  # augmentations: a resumed epoch replays exactly
+        started = time.perf_counter()
+        try:
+            train_loss = run_epoch(method, _loader(train_set, args.batch_size, True, args.seed + epoch), args.device,
+                                   optimizer, progress, f"epoch {epoch}/{args.epochs} train")
+            torch.manual_seed(args.seed)  # the same validation views every epoch
+            val_loss = run_epoch(method, _loader(val_set, args.batch_size, False, 0), args.device, None, progress,
+                                 f"epoch {epoch}/{args.epochs} validation")
+        except NonFiniteLoss as err:
+            sys.exit(f"stopping: {err}. The last good checkpoint (epoch {epoch - 1}) is kept in {checkpoint_path}; "
+                     "try a lower --lr.")
+        seconds = time.perf_counter() - started
+        record = {"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss, "seconds": seconds,
+                  "structures_per_second": (len(train_idx) + len(val_idx)) / seconds, "lr": args.lr}
+        history.append(record)
+        with open(metrics_path, "a") as handle:
+            handle.write(json.dumps(record) + "\n")
+        print(json.dumps(record), file=sys.stderr)
+        if val_loss < best["val_loss"]:
+            best = {"val_loss": val_loss, "epoch": epoch,
+                    "encoder": {k: v.detach().cpu().clone() for k, v in method.encoder.state_dict().items()}}
+        _save_atomic({"method": method.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch,
+                      "history": history, "best": best}, checkpoint_path)
+
+    exported = METHODS[args.method]().encoder
+    exported.load_state_dict(best["encoder"])
+    card_path = out / CARD_NAME
+    evaluation = card.evaluation_of(card_path) if card_path.exists() else card.EVALUATION_PLACEHOLDER
+    text = card.render(name=args.name or args.method, method=args.method, citation=METHOD_CITATIONS.get(args.method, ""),
+                       command=command, data=data_info, options=options, history=history, best_epoch=best["epoch"],
+                       config=exported.config, evaluation=evaluation)
+    save_encoder(exported, out, card=text)
+    print(f"exported the encoder of epoch {best['epoch']} to {out}", file=sys.stderr)
+    if args.push_to_hub:
+        push_to_hub(out, args.push_to_hub)
+        print(f"uploaded {out} to hf://{args.push_to_hub}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

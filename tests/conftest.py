@@ -1,0 +1,40 @@
+"""Shared fixtures: real structures cut from the shared DFT datasets (see fixtures/cut_fixtures.py)."""
+
+import gzip
+import json
+import warnings
+from pathlib import Path
+
+import pytest
+
+FIXTURES = Path(__file__).parent / "fixtures"
+STRUCTURES_FILE = FIXTURES / "structures.jsonl.gz"
+
+
+def read_rows():
+    with gzip.open(STRUCTURES_FILE, "rt") as handle:
+        return [json.loads(line) for line in handle]
+
+
+@pytest.fixture(scope="session")
+def rows():
+    return read_rows()
+
+
+@pytest.fixture(scope="session")
+def structures(rows):
+    from pymatgen.core import Structure
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return [Structure.from_str(r["cif"], fmt="cif") for r in rows]
+
+
+@pytest.fixture(scope="session")
+def structures_df(rows, structures):
+    import pandas as pd
+
+    return pd.DataFrame(
+        {"structure": structures, "formula": [r["formula"] for r in rows]},
+        index=pd.Index([r["id"] for r in rows], name="id"),
+    )

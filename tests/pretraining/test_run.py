@@ -1,0 +1,65 @@
+import json
+
+import numpy as np
+import pytest
+
+from matssl_featurizers import SSLStructureFeaturizer
+from pretraining import run
+from tests.conftest import STRUCTURES_FILE
+
+
+def _train(out, cache, *extra):
+    return run.main(["--method", "crystal-twins", "--data", str(STRUCTURES_FILE), "--batch-size", "32", "--lr", "1e-3",
+                     "--out", str(out), "--cache-dir", str(cache), "--no-progress", *extra])
+
+
+@pytest.fixture(scope="module")
+def one_epoch(tmp_path_factory):
+    out = tmp_path_factory.mktemp("run") / "ct"
+    assert _train(out, out.parent / "cache", "--epochs", "1") == 0
+    return out
+
+
+def test_one_epoch_exports_weights_the_featurizer_loads(one_epoch, structures):
+    assert {p.name for p in one_epoch.iterdir()} >= {"config.json", "model.safetensors", "README.md", "training"}
+    metrics = [json.loads(line) for line in (one_epoch / "training" / "metrics.jsonl").read_text().splitlines()]
+    assert [m["epoch"] for m in metrics] == [1]
+    assert np.isfinite(metrics[0]["train_loss"]) and np.isfinite(metrics[0]["val_loss"])
+    card = (one_epoch / "README.md").read_text()
+    assert "python -m pretraining.run --method crystal-twins" in card and "142 for training" in card
+
+    featurizer = SSLStructureFeaturizer(model="my-ct", weights=str(one_epoch))
+    features = np.array(featurizer.featurize_many(structures[:8], pbar=False))
+    assert features.shape == (8, 128) and np.isfinite(features).all()
+    assert featurizer.feature_labels()[0] == "my-ct_0"
+
+
+def test_existing_run_needs_resume(one_epoch):
+    with pytest.raises(SystemExit, match="--resume"):
+        _train(one_epoch, one_epoch.parent / "cache", "--epochs", "1")
+
+
+@pytest.fixture
+def single_thread():
+    """CPU kernels are bitwise reproducible only on one thread (two threads differ by ~1e-3 after an epoch)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_resume_ends_with_the_same_export_as_an_uninterrupted_run(tmp_path, one_epoch, single_thread):
+    from safetensors.torch import load_file
+
+    straight = tmp_path / "straight"
+    _train(straight, one_epoch.parent / "cache", "--epochs", "2")
+    resumed = tmp_path / "resumed"
+    _train(resumed, one_epoch.parent / "cache", "--epochs", "1")
+    _train(resumed, one_epoch.parent / "cache", "--epochs", "2", "--resume")
+    a, b = load_file(straight / "model.safetensors"), load_file(resumed / "model.safetensors")
+    assert a.keys() == b.keys()
+    for key in a:
+        assert np.array_equal(a[key].numpy(), b[key].numpy(), equal_nan=True), key
+    assert len((resumed / "training" / "metrics.jsonl").read_text().splitlines()) == 2

@@ -1,0 +1,67 @@
+import pytest
+import torch
+from pymatgen.core import Lattice, Structure
+
+from matssl_featurizers.encoders import CGCNNConv, CGCNNEncoder, build_encoder
+from matssl_featurizers.graphs import collate, structure_to_graph
+
+
+def test_cgcnn_conv_matches_the_equation_written_out():
+    torch.manual_seed(0)
+    conv = CGCNNConv(atom_fea_len=4, edge_fea_len=3).eval()
+    conv.bn_edge.running_mean.uniform_(-1, 1)
+    conv.bn_node.running_var.uniform_(0.5, 2)
+    h, edge_attr = torch.randn(3, 4), torch.randn(4, 3)
+    edge_index = torch.tensor([[1, 2, 0, 0], [0, 0, 1, 2]])  # (source j, target i)
+    out = conv(h, edge_index, edge_attr)
+    expected = []
+    for i in range(3):
+        total = torch.zeros(4)
+        for e in range(4):
+            j, target = edge_index[:, e].tolist()
+            if target == i:
+                z = conv.bn_edge(conv.gate(torch.cat([h[i], h[j], edge_attr[e]]).unsqueeze(0)))[0]
+                total += torch.sigmoid(z[:4]) * torch.nn.functional.softplus(z[4:])
+        expected.append(torch.nn.functional.softplus(h[i] + conv.bn_node(total.unsqueeze(0))[0]))
+    torch.testing.assert_close(out, torch.stack(expected))
+
+
+@pytest.mark.parametrize("atom_input", ["embedding", "cgcnn92"])
+def test_encoder_gives_one_finite_vector_per_structure(structures, atom_input):
+    encoder = CGCNNEncoder(atom_input=atom_input, out_dim=32).eval()
+    with torch.no_grad():
+        out = encoder(collate([structure_to_graph(s) for s in structures[:5]]))
+    assert out.shape == (5, 32) and torch.isfinite(out).all()
+
+
+def test_isolated_site_gives_a_finite_vector(structures):
+    lonely = Structure(Lattice.cubic(20.0), [structures[0][0].specie], [[0, 0, 0]])
+    with torch.no_grad():
+        out = CGCNNEncoder().eval()(collate([structure_to_graph(lonely)]))
+    assert torch.isfinite(out).all()
+
+
+def test_site_order_does_not_change_the_vector(structures):
+    structure = structures[7]
+    shuffled = Structure.from_sites([structure[i] for i in reversed(range(len(structure)))])
+    encoder = CGCNNEncoder().eval()
+    with torch.no_grad():
+        a = encoder(collate([structure_to_graph(structure)]))
+        b = encoder(collate([structure_to_graph(shuffled)]))
+    torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+
+
+def test_config_rebuilds_the_same_architecture():
+    encoder = CGCNNEncoder(atom_input="cgcnn92", atom_fea_len=16, n_conv=2, out_dim=8)
+    rebuilt = build_encoder(encoder.config)
+    assert {k: v.shape for k, v in rebuilt.state_dict().items()} == {k: v.shape for k, v in encoder.state_dict().items()}
+    with pytest.raises(ValueError, match="does not fit"):
+        build_encoder({**encoder.config, "n_layers": 3})
+    with pytest.raises(ValueError, match="unknown architecture"):
+        build_encoder({"architecture": "schnet"})
+
+
+def test_element_without_input_vector_is_named():
+    nobelium = Structure(Lattice.cubic(4.0), ["No"], [[0, 0, 0]])  # Z=102, beyond CGCNN's table
+    with pytest.raises(ValueError, match="No"):
+        CGCNNEncoder(atom_input="cgcnn92").eval()(collate([structure_to_graph(nobelium)]))
