@@ -54,10 +54,23 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--cache-dir", type=Path, default=None, help="graph cache (default ~/.cache/matssl_featurizers/graphs)")
     p.add_argument("--strict", action="store_true", help="stop at the first unreadable entry instead of skipping it")
     p.add_argument("--limit", type=int, default=None, help="use only the first N structures (quick runs)")
+    method_options = p.add_argument_group("method options (default: the paper's)")
+    method_options.add_argument("--perturb-distance", type=float, default=None, help="Å each site moves in a view")
+    method_options.add_argument("--atom-mask-ratio", type=float, default=None)
+    method_options.add_argument("--edge-mask-ratio", type=float, default=None)
+    method_options.add_argument("--lambd", type=float, default=None, help="Barlow Twins off-diagonal weight")
     p.add_argument("--name", default=None, help="model name in the card (default: the method)")
     p.add_argument("--push-to-hub", metavar="OWNER/REPO", default=None, help="upload OUT to the Hugging Face Hub")
     p.add_argument("--no-progress", action="store_true")
     return p.parse_args(argv)
+
+
+METHOD_OPTIONS = ("perturb_distance", "atom_mask_ratio", "edge_mask_ratio", "lambd")
+
+
+def method_kwargs(args) -> dict:
+    """The method options given on the command line (the rest keep the method's defaults)."""
+    return {k: getattr(args, k) for k in METHOD_OPTIONS if getattr(args, k, None) is not None}
 
 
 def split_indices(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -114,6 +127,18 @@ def push_to_hub(out: Path, repo_id: str) -> None:
                       allow_patterns=[CONFIG_NAME, WEIGHTS_NAME, CARD_NAME, "training/metrics.jsonl"])
 
 
+def export(args, method, best, history, data_info, options, command) -> None:
+    """Write the best encoder so far, with its model card, to ``args.out``."""
+    exported = METHODS[args.method](**method_kwargs(args)).encoder
+    exported.load_state_dict(best["encoder"])
+    card_path = args.out / CARD_NAME
+    evaluation = card.evaluation_of(card_path) if card_path.exists() else card.EVALUATION_PLACEHOLDER
+    text = card.render(name=args.name or args.method, method=args.method, citation=METHOD_CITATIONS.get(args.method, ""),
+                       command=command, data=data_info, options=options, history=history, best_epoch=best["epoch"],
+                       config=exported.config, evaluation=evaluation)
+    save_encoder(exported, args.out, card=text)
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     command = "python -m pretraining.run " + " ".join(shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
@@ -134,7 +159,7 @@ def main(argv=None) -> int:
           f"{len(train_idx)} train, {len(val_idx)} validation", file=sys.stderr)
 
     torch.manual_seed(args.seed)
-    method = METHODS[args.method]().to(args.device)
+    method = METHODS[args.method](**method_kwargs(args)).to(args.device)
     optimizer = torch.optim.Adam(method.parameters(), lr=args.lr, weight_decay=args.weight_decay)
     history, start_epoch, best = [], 1, {"val_loss": math.inf, "epoch": 0, "encoder": None}
     if args.resume and checkpoint_path.exists():
@@ -148,6 +173,7 @@ def main(argv=None) -> int:
     data_info = {"paths": [str(p) for p in args.data], "n_structures": n, "n_skipped": store.skipped,
                  "n_train": len(train_idx), "n_val": len(val_idx)}
     options = {k: v for k, v in vars(args).items() if k in ("batch_size", "lr", "weight_decay", "seed", "limit")}
+    options.update(method_kwargs(args))
     train_set, val_set = GraphDataset(store, train_idx), GraphDataset(store, val_idx)
     for epoch in range(start_epoch, args.epochs + 1):
         torch.manual_seed(args.seed * 100_003 + epoch)  # augmentations: a resumed epoch replays exactly
@@ -173,15 +199,9 @@ def main(argv=None) -> int:
                     "encoder": {k: v.detach().cpu().clone() for k, v in method.encoder.state_dict().items()}}
         _save_atomic({"method": method.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch,
                       "history": history, "best": best}, checkpoint_path)
+        # export after every epoch, so that a run stopped early still leaves its best weights
+        export(args, method, best, history, data_info, options, command)
 
-    exported = METHODS[args.method]().encoder
-    exported.load_state_dict(best["encoder"])
-    card_path = out / CARD_NAME
-    evaluation = card.evaluation_of(card_path) if card_path.exists() else card.EVALUATION_PLACEHOLDER
-    text = card.render(name=args.name or args.method, method=args.method, citation=METHOD_CITATIONS.get(args.method, ""),
-                       command=command, data=data_info, options=options, history=history, best_epoch=best["epoch"],
-                       config=exported.config, evaluation=evaluation)
-    save_encoder(exported, out, card=text)
     print(f"exported the encoder of epoch {best['epoch']} to {out}", file=sys.stderr)
     if args.push_to_hub:
         push_to_hub(out, args.push_to_hub)

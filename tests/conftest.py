@@ -35,6 +35,6 @@ def structures_df(rows, structures):
     import pandas as pd
 
     return pd.DataFrame(
-        {"structure": structures, "formula": [r["formula"] for r in rows]},
+        {"structure": structures, "formula": [s.composition.reduced_formula for s in structures]},
         index=pd.Index([r["id"] for r in rows], name="id"),
     )

@@ -63,3 +63,23 @@ def test_resume_ends_with_the_same_export_as_an_uninterrupted_run(tmp_path, one_
     for key in a:
         assert np.array_equal(a[key].numpy(), b[key].numpy(), equal_nan=True), key
     assert len((resumed / "training" / "metrics.jsonl").read_text().splitlines()) == 2
+
+
+def test_push_to_hub_uploads_the_exported_files(one_epoch, monkeypatch):
+    import huggingface_hub
+
+    calls = []
+
+    class FakeApi:
+        def create_repo(self, repo_id, exist_ok):
+            calls.append(("create", repo_id, exist_ok))
+
+        def upload_folder(self, folder_path, repo_id, allow_patterns):
+            calls.append(("upload", folder_path, repo_id, tuple(allow_patterns)))
+
+    monkeypatch.setattr(huggingface_hub, "HfApi", FakeApi)
+    run.push_to_hub(one_epoch, "someone/crystal-twins")
+    assert calls[0] == ("create", "someone/crystal-twins", True)
+    assert calls[1][1:3] == (str(one_epoch), "someone/crystal-twins")
+    assert {"config.json", "model.safetensors", "README.md"} <= set(calls[1][3])
+    assert not any("checkpoint" in pattern for pattern in calls[1][3])

@@ -1,0 +1,150 @@
+import subprocess
+import sys
+
+import joblib
+import numpy as np
+import pandas as pd
+import pytest
+from pymatgen.core import Composition, Lattice, Molecule, Structure
+
+from matssl_featurizers import CrystalTwinsFeaturizer, SSLStructureFeaturizer
+
+
+@pytest.fixture(scope="module")
+def featurizer():
+    return SSLStructureFeaturizer()
+
+
+@pytest.fixture(scope="module")
+def clean_features(featurizer, structures):
+    return np.array(featurizer.featurize_many(structures, pbar=False))
+
+
+def test_featurize_dataframe_appends_finite_features_and_keeps_the_input(featurizer, structures_df):
+    df = structures_df.iloc[:20].copy()
+    before = df.copy()
+    dicts_before = [s.as_dict() for s in df["structure"]]
+    out = featurizer.featurize_dataframe(df, "structure", pbar=False)
+    assert list(out.columns) == ["structure", "formula"] + featurizer.feature_labels()
+    assert out.index.equals(df.index)
+    features = out[featurizer.feature_labels()].to_numpy(dtype=float)
+    assert features.shape == (20, 128) and np.isfinite(features).all()
+    assert len(np.unique(features.round(6), axis=0)) == 20, "different crystals get different vectors"
+    pd.testing.assert_frame_equal(df, before)
+    assert [s.as_dict() for s in df["structure"]] == dicts_before
+
+
+def test_batched_equals_one_at_a_time(structures, clean_features):
+    one_by_one = np.array([SSLStructureFeaturizer(batch_size=1).featurize(s) for s in structures[:12]])
+    np.testing.assert_allclose(one_by_one, clean_features[:12], atol=1e-5)
+    odd = np.array(SSLStructureFeaturizer(batch_size=7).featurize_many(structures, pbar=False))
+    np.testing.assert_allclose(odd, clean_features, atol=1e-5)
+
+
+def test_same_input_gives_same_features_in_any_order(structures, clean_features):
+    again = np.array(SSLStructureFeaturizer().featurize_many(structures, pbar=False))
+    np.testing.assert_array_equal(again, clean_features)
+    reversed_rows = np.array(SSLStructureFeaturizer().featurize_many(structures[::-1], pbar=False))
+    np.testing.assert_allclose(reversed_rows[::-1], clean_features, atol=1e-5)
+
+
+def test_every_entry_shape_matminer_accepts(featurizer, structures, structures_df, clean_features):
+    n = 5
+    for entries in (structures[:n], tuple(structures[:n]), np.array(structures[:n], dtype=object),
+                    structures_df["structure"].iloc[:n], structures_df[["structure"]].iloc[:n],
+                    [[s] for s in structures[:n]]):
+        rows = featurizer.featurize_many(entries, pbar=False)
+        assert isinstance(rows, list) and all(isinstance(r, list) for r in rows)
+        np.testing.assert_allclose(np.array(rows), clean_features[:n], atol=1e-5)
+    assert featurizer.featurize_many([], pbar=False) == []
+
+
+def _bad_inputs(structures):
+    disordered = structures[0].copy()
+    disordered.replace(0, {"Fe": 0.5, "Co": 0.5})
+    return {
+        "disordered": disordered,
+        "molecule": Molecule(["C", "O"], [[0, 0, 0], [0, 0, 1.13]]),
+        "none": None,
+        "composition": Composition("Fe2O3"),
+        "cif string": "data_x",
+    }
+
+
+def test_bad_rows_become_nan_and_other_rows_are_unchanged(featurizer, structures, clean_features):
+    bad = _bad_inputs(structures)
+    entries = list(structures[:6])
+    positions = {}
+    for k, (name, value) in enumerate(bad.items()):
+        positions[name] = 2 * k + 1
+        entries.insert(2 * k + 1, value)
+    rows = featurizer.featurize_many(entries, ignore_errors=True, return_errors=True, pbar=False)
+    good = [i for i in range(len(entries)) if i not in positions.values()]
+    np.testing.assert_allclose(np.array([r[:-1] for r in (rows[i] for i in good)], dtype=float), clean_features[:6], atol=1e-5)
+    for name, i in positions.items():
+        assert np.isnan(np.array(rows[i][:-1], dtype=float)).all(), name
+        assert isinstance(rows[i][-1], str)
+    assert "disordered" in rows[positions["disordered"]][-1]
+    assert "Molecule" in rows[positions["molecule"]][-1]
+    assert all(np.isnan(rows[i][-1]) for i in good)
+    with pytest.raises(ValueError, match="ignore_errors"):
+        featurizer.featurize_many(entries, return_errors=True)
+
+
+def test_error_names_the_dataframe_row(featurizer, structures_df):
+    df = structures_df.iloc[:4].copy()
+    disordered = df["structure"].iloc[2].copy()
+    disordered.replace(0, {"Fe": 0.5, "Co": 0.5})
+    df.iloc[2, df.columns.get_loc("structure")] = disordered
+    label = df.index[2]
+    with pytest.raises(ValueError, match=f"row '{label}'.*disordered"):
+        featurizer.featurize_dataframe(df, "structure", pbar=False)
+    out = featurizer.featurize_dataframe(df, "structure", ignore_errors=True, pbar=False)
+    assert out.loc[label, featurizer.feature_labels()].isna().all()
+    assert out.drop(index=label)[featurizer.feature_labels()].notna().all().all()
+
+
+def test_isolated_site_in_a_big_box_gives_a_finite_vector(featurizer, structures):
+    lonely = Structure(Lattice.cubic(25.0), [structures[0][0].specie], [[0, 0, 0]])
+    assert np.isfinite(featurizer.featurize(lonely)).all()
+
+
+def test_pipeline_with_random_forest_clone_cross_validation_and_joblib(tmp_path, structures, rows):
+    from sklearn.base import clone
+    from sklearn.ensemble import RandomForestRegressor
+    from sklearn.model_selection import cross_val_score
+    from sklearn.pipeline import make_pipeline
+
+    X = structures[:100]
+    y = np.array([r["formation_energy_per_atom"] for r in rows[:100]])
+    pipe = make_pipeline(CrystalTwinsFeaturizer(batch_size=32), RandomForestRegressor(n_estimators=20, random_state=0))
+    scores = cross_val_score(clone(pipe), X, y, cv=2, scoring="neg_mean_absolute_error")
+    assert np.isfinite(scores).all()
+    pipe.fit(X, y)
+    path = tmp_path / "pipe.joblib"
+    joblib.dump(pipe, path)
+    assert path.stat().st_size < 5_000_000, "the encoder is reloaded lazily, not pickled"
+    reloaded = joblib.load(path)
+    np.testing.assert_allclose(reloaded.predict(structures[100:110]), pipe.predict(structures[100:110]))
+
+
+def test_set_output_pandas_uses_feature_names(structures):
+    featurizer = SSLStructureFeaturizer().set_output(transform="pandas")
+    out = featurizer.fit_transform(structures[:3])
+    assert isinstance(out, pd.DataFrame) and list(out.columns) == featurizer.feature_labels()
+
+
+def test_named_shortcut_and_metadata():
+    shortcut = CrystalTwinsFeaturizer()
+    assert shortcut.model == "crystal-twins" and shortcut.get_params() == {"weights": None, "batch_size": 64, "device": "cpu"}
+    citations = shortcut.citations()
+    assert any("Crystal Graph Convolutional" in c for c in citations)
+    assert any("Crystal twins" in c for c in citations)
+    assert shortcut.implementors()
+    assert len(shortcut.feature_labels()) == 128
+
+
+def test_import_is_fast_and_lazy():
+    code = "import sys, matssl_featurizers; print(sorted(m for m in ('torch', 'torch_geometric', 'matminer') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert out.stdout.strip() == "[]"
