@@ -104,8 +104,7 @@ class SSLStructureFeaturizer(BaseFeaturizer):
 
     @property
     def n_features(self) -> int:
-        config = self._config()
-        return config.get("out_dim") or config["atom_fea_len"]
+        return weights_io.feature_length(self._config())
 
     # -- matminer API -----------------------------------------------------------------------
     def featurize(self, structure):

@@ -34,6 +34,11 @@ def bundled_index() -> dict:
     return json.loads((_bundled_root() / "index.json").read_text())
 
 
+def feature_length(config: dict) -> int:
+    """Length of the structure vector of the encoder ``config`` describes."""
+    return config.get("out_dim") or config["atom_fea_len"]
+
+
 def list_models():
     """A ``pandas.DataFrame`` of the bundled models: vector length, method, training data, source."""
     import pandas as pd
@@ -46,7 +51,7 @@ def list_models():
                 "model": name,
                 "method": entry["method"],
                 "architecture": config["architecture"],
-                "n_features": config.get("out_dim") or config.get("atom_fea_len"),
+                "n_features": feature_length(config),
                 "trained_on": entry["trained_on"],
                 "weights": f"bundled: matssl_featurizers/models/{entry['directory']}",
                 "default": name == DEFAULT_MODEL,

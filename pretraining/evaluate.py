@@ -88,7 +88,7 @@ def make_featurizer(name: str, seed: int, scratch: Path):
     if name == "SineCoulombMatrix":
         from matminer.featurizers.structure import SineCoulombMatrix
 
-        return SineCoulombMatrix(flatten=True).fit([])
+        return SineCoulombMatrix(flatten=True)
     if name == "SiteStatsFingerprint":
         from matminer.featurizers.structure import SiteStatsFingerprint
 
@@ -143,10 +143,11 @@ def evaluate(features: dict, y: np.ndarray, folds: int, train_sizes, seed: int, 
     return results
 
 
-def markdown_table(results: pd.DataFrame, targets: list[str]) -> str:
+def markdown_table(results: pd.DataFrame) -> str:
+    """MAE mean ± std over folds: one row per featurizer, one column per target and training size."""
     summary = results.groupby(["target", "train_size", "featurizer"], sort=False)["mae"].agg(["mean", "std"]).reset_index()
-    lines = ["| featurizer | " + " | ".join(f"{t} (n_train={s})" for t, s in summary[["target", "train_size"]].drop_duplicates().itertuples(index=False)) + " |"]
     columns = summary[["target", "train_size"]].drop_duplicates().values.tolist()
+    lines = ["| featurizer | " + " | ".join(f"{t} MAE (train size {s})" for t, s in columns) + " |"]
     lines.append("|---|" + "---|" * len(columns))
     for name in summary["featurizer"].drop_duplicates():
         cells = []
@@ -177,7 +178,7 @@ def main(argv=None) -> int:
         for r in evaluate(features, y, args.folds, train_sizes, args.seed):
             records.append({"target": target, **r})
     results = pd.DataFrame(records)
-    table = markdown_table(results, targets)
+    table = markdown_table(results)
     summary = (f"Random forest (scikit-learn defaults, random_state={args.seed}) on frozen features, "
                f"{args.folds}-fold cross-validation on identical folds, MAE mean ± std over folds; "
                f"{int(ok.sum())} structures from {', '.join(Path(p).name for p in args.data)}"
