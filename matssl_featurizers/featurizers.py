@@ -106,10 +106,25 @@ class SSLStructureFeaturizer(BaseFeaturizer):
     def n_features(self) -> int:
         return weights_io.feature_length(self._config())
 
+    def _forward(self, graphs) -> np.ndarray:
+        """Structure vectors ``[len(graphs), n_features]`` (float64) of a list of crystal graphs."""
+        import torch
+
+        from .graphs import collate
+
+        with torch.inference_mode():
+            vectors = self._encoder()(collate(graphs).to(self.device)).double().cpu().numpy()
+        return vectors
+
     # -- matminer API -----------------------------------------------------------------------
     def featurize(self, structure):
         """Feature vector (list of floats) of one pymatgen ``Structure``."""
-        return self.featurize_many([structure], pbar=False)[0]
+        from .graphs import structure_to_graph
+
+        vector = self._forward([structure_to_graph(structure)])[0]
+        if not np.all(np.isfinite(vector)):
+            raise ValueError("the encoder returned non-finite values")
+        return vector.tolist()
 
     def featurize_many(self, entries, ignore_errors=False, return_errors=False, pbar=True):
         """Featurize structures in batches, keeping ``BaseFeaturizer.featurize_many``'s contract.
@@ -118,16 +133,13 @@ class SSLStructureFeaturizer(BaseFeaturizer):
         NaNs (and, with ``return_errors``, its traceback as a last element), else the error is raised
         naming the entry's position.
         """
-        import torch
-
-        from .graphs import collate, structure_to_graph
+        from .graphs import structure_to_graph
 
         if return_errors and not ignore_errors:
             raise ValueError("Please set ignore_errors to True to use return_errors.")
         items = _entries_as_list(entries)
         if not items:
             return []
-        encoder = self._encoder()
         n = self.n_features
         rows: list = [None] * len(items)
 
@@ -137,10 +149,6 @@ class SSLStructureFeaturizer(BaseFeaturizer):
                 raised.entry_index, raised.reason = index, str(err)
                 raise raised from err
             rows[index] = [float("nan")] * n + (["".join(traceback.format_exception(err))] if return_errors else [])
-
-        def forward(graphs):
-            with torch.inference_mode():
-                return encoder(collate(graphs).to(self.device)).double().cpu().numpy()
 
         progress = tqdm(total=len(items), desc=type(self).__name__, disable=not pbar)
         for start in range(0, len(items), self.batch_size):
@@ -153,12 +161,12 @@ class SSLStructureFeaturizer(BaseFeaturizer):
                     fail(index, err)
             if graphs:
                 try:
-                    vectors = forward(graphs)
+                    vectors = self._forward(graphs)
                 except Exception:  # find the entries that fail on their own
                     vectors = []
                     for index, graph in zip(indices, graphs):
                         try:
-                            vectors.append(forward([graph])[0])
+                            vectors.append(self._forward([graph])[0])
                         except Exception as err:
                             fail(index, err)
                             vectors.append(None)

@@ -148,3 +148,12 @@ def test_import_is_fast_and_lazy():
     code = "import sys, matssl_featurizers; print(sorted(m for m in ('torch', 'torch_geometric', 'matminer') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_featurize_one_structure_raises_the_reason(featurizer, structures):
+    bad = _bad_inputs(structures)
+    with pytest.raises(ValueError, match="disordered"):
+        featurizer.featurize(bad["disordered"])
+    with pytest.raises(TypeError, match="Molecule"):
+        featurizer.featurize(bad["molecule"])
+    np.testing.assert_allclose(featurizer.featurize(structures[0]), featurizer.featurize_many(structures[:1], pbar=False)[0], atol=1e-6)
