@@ -157,3 +157,23 @@ def test_featurize_one_structure_raises_the_reason(featurizer, structures):
     with pytest.raises(TypeError, match="Molecule"):
         featurizer.featurize(bad["molecule"])
     np.testing.assert_allclose(featurizer.featurize(structures[0]), featurizer.featurize_many(structures[:1], pbar=False)[0], atol=1e-6)
+
+
+def test_degenerate_lattices_and_empty_frames(featurizer, structures, structures_df):
+    flat = Structure(Lattice([[3, 0, 0], [0, 3, 0], [0, 0, 0]]), ["Na", "Cl"], [[0, 0, 0], [0.5, 0.5, 0]])
+    with pytest.raises(ValueError, match="degenerate"):
+        featurizer.featurize(flat)
+    nan_lattice = structures[0].copy()
+    nan_lattice.lattice = Lattice(np.full((3, 3), np.nan))
+    rows = featurizer.featurize_many([nan_lattice, structures[1]], ignore_errors=True, pbar=False)
+    assert np.isnan(rows[0]).all() and np.isfinite(rows[1]).all()
+    empty = featurizer.featurize_dataframe(structures_df.iloc[:0], "structure", pbar=False)
+    assert len(empty) == 0 and list(empty.columns[-3:]) == featurizer.feature_labels()[-3:]
+
+
+def test_a_thousand_site_cell_gives_the_vector_of_its_unit_cell(featurizer, structures, rows):
+    perovskite = next(s for s, r in zip(structures, rows) if r["id"].startswith(("castelli", "cmr")))
+    supercell = perovskite * (6, 6, 6)
+    assert len(supercell) >= 1000
+    # mean pooling over identical environments: a supercell has the unit cell's vector
+    np.testing.assert_allclose(featurizer.featurize(supercell), featurizer.featurize(perovskite), atol=1e-4)
