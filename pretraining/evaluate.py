@@ -143,18 +143,32 @@ def evaluate(features: dict, y: np.ndarray, folds: int, train_sizes, seed: int, 
     return results
 
 
-def markdown_table(results: pd.DataFrame) -> str:
-    """MAE mean ± std over folds: one row per featurizer, one column per target and training size."""
+def effective_rank(X: np.ndarray) -> float:
+    """exp(entropy) of the normalised singular values of the standardised features (Roy & Vetterli 2007):
+    how many directions the features really use."""
+    X = X[:, X.std(axis=0) > 1e-12]
+    if X.shape[1] == 0:
+        return 0.0
+    X = (X - X.mean(axis=0)) / X.std(axis=0)
+    p = np.linalg.svd(X, compute_uv=False) ** 2
+    p = p[p > 0] / p.sum()
+    return float(np.exp(-(p * np.log(p)).sum()))
+
+
+def markdown_table(results: pd.DataFrame, shapes: dict) -> str:
+    """MAE mean ± std over folds: one row per featurizer, one column per target and training size,
+    plus the number of features and their effective rank (``shapes``: name -> (n_features, rank))."""
     summary = results.groupby(["target", "train_size", "featurizer"], sort=False)["mae"].agg(["mean", "std"]).reset_index()
     columns = summary[["target", "train_size"]].drop_duplicates().values.tolist()
-    lines = ["| featurizer | " + " | ".join(f"{t} MAE (train size {s})" for t, s in columns) + " |"]
-    lines.append("|---|" + "---|" * len(columns))
+    lines = ["| featurizer | features (effective rank) | " + " | ".join(f"{t} MAE (train size {s})" for t, s in columns) + " |"]
+    lines.append("|---|---|" + "---|" * len(columns))
     for name in summary["featurizer"].drop_duplicates():
         cells = []
         for target, size in columns:
             row = summary[(summary.featurizer == name) & (summary.target == target) & (summary.train_size == size)]
             cells.append(f"{row['mean'].iloc[0]:.4f} ± {row['std'].iloc[0]:.4f}")
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+        n_features, rank = shapes[name]
+        lines.append(f"| {name} | {n_features} ({rank:.1f}) | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -178,7 +192,8 @@ def main(argv=None) -> int:
         for r in evaluate(features, y, args.folds, train_sizes, args.seed):
             records.append({"target": target, **r})
     results = pd.DataFrame(records)
-    table = markdown_table(results)
+    shapes = {name: (X.shape[1], effective_rank(X)) for name, X in features.items()}
+    table = markdown_table(results, shapes)
     summary = (f"Random forest (scikit-learn defaults, random_state={args.seed}) on frozen features, "
                f"{args.folds}-fold cross-validation on identical folds, MAE mean ± std over folds; "
                f"{int(ok.sum())} structures from {', '.join(Path(p).name for p in args.data)}"
@@ -186,7 +201,8 @@ def main(argv=None) -> int:
     text = f"{summary}\n\nCommand: `{command}`\n\n{table}\n"
     (args.out / "results.md").write_text(text)
     (args.out / "results.json").write_text(json.dumps({"command": command, "n_structures": int(ok.sum()), "dropped": dropped,
-                                                        "targets": targets, "results": records}, indent=1))
+                                                        "targets": targets, "features": {n: {"n_features": f, "effective_rank": r} for n, (f, r) in shapes.items()},
+                                                        "results": records}, indent=1))
     print(text)
     if args.card is not None:
         card.set_evaluation(args.card / "README.md", text)

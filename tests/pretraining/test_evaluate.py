@@ -36,3 +36,11 @@ def test_random_weights_keep_the_architecture_and_follow_the_seed(tmp_path):
     assert weights.read_config(a) == weights.read_config("crystal-twins")
     assert (a / "model.safetensors").read_bytes() == (b / "model.safetensors").read_bytes()
     assert (a / "model.safetensors").read_bytes() != (c / "model.safetensors").read_bytes()
+
+
+def test_effective_rank_counts_the_directions_used():
+    rng = np.random.default_rng(0)
+    basis = rng.normal(size=(500, 3))
+    assert evaluate.effective_rank(basis @ rng.normal(size=(3, 40))) < 3.01
+    assert evaluate.effective_rank(rng.normal(size=(500, 40))) > 30
+    assert evaluate.effective_rank(np.ones((10, 4))) == 0.0
