@@ -10,7 +10,7 @@ folds); ``--card DIR`` also puts the table into that model's card.
 
 Featurizer names: a bundled model (``crystal-twins``), a weights directory, ``random:<model>`` (the same
 architecture with random weights, seeded), ``ElementProperty`` (magpie), ``SineCoulombMatrix``,
-``SiteStatsFingerprint`` (CrystalNN ops; ~0.3 s per structure).
+``SiteStatsFingerprint`` (CrystalNN ops; ~0.3 s per structure); ``a+b`` concatenates the features of a and b.
 """
 
 from __future__ import annotations
@@ -181,8 +181,10 @@ def main(argv=None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     df = load_labelled(args.data, targets, args.limit, args.seed)
     structures = list(df["structure"])
-    with tempfile.TemporaryDirectory() as scratch:
-        features = {name: featurize(name, structures, args.seed, Path(scratch)) for name in names}
+    with tempfile.TemporaryDirectory() as scratch:  # concatenations ("a+b") featurize each part once
+        parts = {part: featurize(part, structures, args.seed, Path(scratch))
+                 for part in dict.fromkeys(part for name in names for part in name.split("+"))}
+    features = {name: np.hstack([parts[part] for part in name.split("+")]) for name in names}
     ok = np.all([np.isfinite(X).all(axis=1) for X in features.values()], axis=0)
     dropped = int((~ok).sum())
     features = {name: X[ok] for name, X in features.items()}

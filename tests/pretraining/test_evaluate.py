@@ -12,19 +12,20 @@ def test_pretrained_against_random_weights_on_identical_folds(tmp_path):
     model = shutil.copytree(weights.resolve("crystal-twins"), tmp_path / "model")
     out = tmp_path / "eval"
     evaluate.main(["--data", str(STRUCTURES_FILE), "--target", "formation_energy_per_atom,band_gap",
-                   "--featurizers", f"{model},random:{model},ElementProperty", "--folds", "2", "--out", str(out),
+                   "--featurizers", f"{model},random:{model},ElementProperty,{model}+ElementProperty", "--folds", "2", "--out", str(out),
                    "--card", str(model)])
     results = json.loads((out / "results.json").read_text())
     assert results["n_structures"] == 100  # the mp_cgcnn rows carry both targets
     rows = results["results"]
-    assert {r["featurizer"] for r in rows} == {str(model), f"random:{model}", "ElementProperty"}
-    assert len(rows) == 3 * 2 * 2 and all(np.isfinite(r["mae"]) and r["mae"] > 0 for r in rows)
+    assert {r["featurizer"] for r in rows} == {str(model), f"random:{model}", "ElementProperty", f"{model}+ElementProperty"}
+    assert len(rows) == 4 * 2 * 2 and all(np.isfinite(r["mae"]) and r["mae"] > 0 for r in rows)
     # identical folds: every featurizer trained on the same number of rows in each fold
     for fold in (0, 1):
         assert len({r["n_train"] for r in rows if r["fold"] == fold}) == 1
     maes = {r["featurizer"]: r["mae"] for r in rows if r["target"] == "band_gap" and r["fold"] == 0}
     assert maes[str(model)] != maes[f"random:{model}"], "random weights are a different encoder"
     table = (out / "results.md").read_text()
+    assert results["features"][f"{model}+ElementProperty"]["n_features"] == 128 + results["features"]["ElementProperty"]["n_features"]
     assert "| ElementProperty |" in table and "formation_energy_per_atom MAE" in table
     assert table.strip() in (model / "README.md").read_text()
 
