@@ -21,7 +21,7 @@ def loss_table(history: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def render(*, name: str, method: str, citation: str, command: str, data: dict, options: dict, history: list[dict],
+def render(*, name: str, method: str, citation: str, commands: list[str], data: dict, options: dict, history: list[dict],
            best_epoch: int, config: dict, evaluation: str = EVALUATION_PLACEHOLDER) -> str:
     """The model card of a pretraining run."""
     first, last = history[0], history[-1]
@@ -44,7 +44,7 @@ Method: {citation}
 - no labels are used
 
 ## Training
-- command: `{command}`
+- command{"s (a run resumed with --resume)" if len(commands) > 1 else ""}: {"; then ".join(f"`{c}`" for c in commands)}
 - epochs: {len(history)} ; exported weights from epoch {best_epoch} (lowest validation loss)
 - options: `{json.dumps(options, sort_keys=True)}`
 - pretext loss: train {first['train_loss']:.4f} → {last['train_loss']:.4f}, validation

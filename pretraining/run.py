@@ -127,21 +127,21 @@ def push_to_hub(out: Path, repo_id: str) -> None:
                       allow_patterns=[CONFIG_NAME, WEIGHTS_NAME, CARD_NAME, "training/metrics.jsonl"])
 
 
-def export(args, method, best, history, data_info, options, command) -> None:
+def export(args, best, history, data_info, options, commands) -> None:
     """Write the best encoder so far, with its model card, to ``args.out``."""
     exported = METHODS[args.method](**method_kwargs(args)).encoder
     exported.load_state_dict(best["encoder"])
     card_path = args.out / CARD_NAME
     evaluation = card.evaluation_of(card_path) if card_path.exists() else card.EVALUATION_PLACEHOLDER
     text = card.render(name=args.name or args.method, method=args.method, citation=METHOD_CITATIONS.get(args.method, ""),
-                       command=command, data=data_info, options=options, history=history, best_epoch=best["epoch"],
+                       commands=commands, data=data_info, options=options, history=history, best_epoch=best["epoch"],
                        config=exported.config, evaluation=evaluation)
     save_encoder(exported, args.out, card=text)
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    command = "python -m pretraining.run " + " ".join(shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
+    commands = ["python -m pretraining.run " + " ".join(shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))]
     progress = not args.no_progress
     out, training = args.out, args.out / "training"
     training.mkdir(parents=True, exist_ok=True)
@@ -167,6 +167,7 @@ def main(argv=None) -> int:
         method.load_state_dict(state["method"])
         optimizer.load_state_dict(state["optimizer"])
         history, best = state["history"], state["best"]
+        commands = state.get("commands", []) + commands
         start_epoch = state["epoch"] + 1
         print(f"resuming after epoch {state['epoch']}", file=sys.stderr)
 
@@ -198,9 +199,11 @@ def main(argv=None) -> int:
             best = {"val_loss": val_loss, "epoch": epoch,
                     "encoder": {k: v.detach().cpu().clone() for k, v in method.encoder.state_dict().items()}}
         _save_atomic({"method": method.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch,
-                      "history": history, "best": best}, checkpoint_path)
+                      "history": history, "best": best, "commands": commands}, checkpoint_path)
         # export after every epoch, so that a run stopped early still leaves its best weights
-        export(args, method, best, history, data_info, options, command)
+        export(args, best, history, data_info, options, commands)
+    if start_epoch > args.epochs and best["encoder"] is not None:  # resumed a finished run: export again
+        export(args, best, history, data_info, options, commands)
 
     print(f"exported the encoder of epoch {best['epoch']} to {out}", file=sys.stderr)
     if args.push_to_hub:

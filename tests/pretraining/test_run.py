@@ -63,6 +63,11 @@ def test_resume_ends_with_the_same_export_as_an_uninterrupted_run(tmp_path, one_
     for key in a:
         assert np.array_equal(a[key].numpy(), b[key].numpy(), equal_nan=True), key
     assert len((resumed / "training" / "metrics.jsonl").read_text().splitlines()) == 2
+    card = (resumed / "README.md").read_text()
+    assert "--epochs 1`; then `" in card and "--epochs 2 --resume`" in card
+    # resuming a finished run exports the same weights again
+    _train(resumed, one_epoch.parent / "cache", "--epochs", "2", "--resume")
+    assert load_file(resumed / "model.safetensors").keys() == a.keys()
 
 
 def test_push_to_hub_uploads_the_exported_files(one_epoch, monkeypatch):
