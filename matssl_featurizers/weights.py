@@ -25,13 +25,14 @@ HUB_PREFIX = "hf://"
 DEFAULT_MODEL = "crystal-twins"
 
 
-def _bundled_root() -> Path:
+def bundled_root() -> Path:
+    """The folder of the installed package that holds the bundled models and their ``index.json``."""
     return Path(str(resources.files("matssl_featurizers") / "models"))
 
 
 def bundled_index() -> dict:
     """The bundled models: name -> entry of ``models/index.json``."""
-    return json.loads((_bundled_root() / "index.json").read_text())
+    return json.loads((bundled_root() / "index.json").read_text())
 
 
 def feature_length(config: dict) -> int:
@@ -45,7 +46,7 @@ def list_models():
 
     rows = []
     for name, entry in bundled_index().items():
-        config = json.loads((_bundled_root() / entry["directory"] / CONFIG_NAME).read_text())
+        config = json.loads((bundled_root() / entry["directory"] / CONFIG_NAME).read_text())
         rows.append(
             {
                 "model": name,
@@ -104,7 +105,7 @@ def resolve(source: str | os.PathLike | None = None) -> Path:
         directory = _download_from_hub(source)
     elif isinstance(source, str) and source in bundled_index():
         entry = bundled_index()[source]
-        directory = _bundled_root() / entry["directory"]
+        directory = bundled_root() / entry["directory"]
         for name, expected in entry["sha256"].items():
             if not (directory / name).is_file():
                 raise OSError(f"bundled model {source!r} is missing {name}: the installation is incomplete")

@@ -19,7 +19,7 @@ FILES = (weights.CONFIG_NAME, weights.WEIGHTS_NAME, weights.CARD_NAME)
 
 def bundle(source: Path, name: str, method: str, trained_on: str) -> Path:
     weights.load_encoder(source)  # refuse anything the loader would refuse
-    root = weights._bundled_root()
+    root = weights.bundled_root()
     target = root / name
     target.mkdir(parents=True, exist_ok=True)
     for file in FILES:
