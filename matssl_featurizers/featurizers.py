@@ -113,8 +113,7 @@ class SSLStructureFeaturizer(BaseFeaturizer):
         from .graphs import collate
 
         with torch.inference_mode():
-            vectors = self._encoder()(collate(graphs).to(self.device)).double().cpu().numpy()
-        return vectors
+            return self._encoder()(collate(graphs).to(self.device)).double().cpu().numpy()
 
     # -- matminer API -----------------------------------------------------------------------
     def featurize(self, structure):

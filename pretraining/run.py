@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from matssl_featurizers.encoders import build_encoder
 from matssl_featurizers.featurizers import METHOD_CITATIONS
 from matssl_featurizers.weights import CARD_NAME, CONFIG_NAME, WEIGHTS_NAME, save_encoder
 
@@ -127,9 +128,9 @@ def push_to_hub(out: Path, repo_id: str) -> None:
                       allow_patterns=[CONFIG_NAME, WEIGHTS_NAME, CARD_NAME, "training/metrics.jsonl"])
 
 
-def export(args, best, history, data_info, options, commands) -> None:
+def export(args, method, best, history, data_info, options, commands) -> None:
     """Write the best encoder so far, with its model card, to ``args.out``."""
-    exported = METHODS[args.method](**method_kwargs(args)).encoder
+    exported = build_encoder(method.encoder.config)
     exported.load_state_dict(best["encoder"])
     card_path = args.out / CARD_NAME
     evaluation = card.evaluation_of(card_path) if card_path.exists() else card.EVALUATION_PLACEHOLDER
@@ -201,9 +202,9 @@ def main(argv=None) -> int:
         _save_atomic({"method": method.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch,
                       "history": history, "best": best, "commands": commands}, checkpoint_path)
         # export after every epoch, so that a run stopped early still leaves its best weights
-        export(args, best, history, data_info, options, commands)
+        export(args, method, best, history, data_info, options, commands)
     if start_epoch > args.epochs and best["encoder"] is not None:  # resumed a finished run: export again
-        export(args, best, history, data_info, options, commands)
+        export(args, method, best, history, data_info, options, commands)
 
     print(f"exported the encoder of epoch {best['epoch']} to {out}", file=sys.stderr)
     if args.push_to_hub:
