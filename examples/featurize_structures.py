@@ -24,6 +24,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("data", nargs="?", default=HERE / "data" / "jarvis_sample.jsonl.gz", type=Path)
     parser.add_argument("--out", default="features.csv", type=Path)
+    parser.add_argument("--model", default="crystal-twins", help="a bundled model: crystal-twins, crystalclr or cdssl")
     args = parser.parse_args()
 
     opener = gzip.open if args.data.suffix == ".gz" else open
@@ -36,7 +37,7 @@ def main():
         )
     df["formula"] = [s.composition.reduced_formula for s in df["structure"]]
 
-    featurizer = SSLStructureFeaturizer()  # the bundled Crystal Twins encoder, no network needed
+    featurizer = SSLStructureFeaturizer(model=args.model)  # bundled weights: no network needed
     df = featurizer.featurize_dataframe(df, "structure")
 
     labels = featurizer.feature_labels()

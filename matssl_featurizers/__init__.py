@@ -8,6 +8,8 @@ __version__ = "0.1.0"
 _LAZY = {
     "SSLStructureFeaturizer": "featurizers",
     "CrystalTwinsFeaturizer": "featurizers",
+    "CrystalCLRFeaturizer": "featurizers",
+    "CDSSLFeaturizer": "featurizers",
     "list_models": "weights",
     "load_encoder": "weights",
     "structure_to_graph": "graphs",

@@ -17,6 +17,18 @@ CGCNN_CITATION = (
     "journal={Physical Review Letters}, volume={120}, pages={145301}, year={2018}, "
     "doi={10.1103/PhysRevLett.120.145301}}"
 )
+MEGNET_CITATION = (
+    "@article{chen2019graph, title={Graph Networks as a Universal Machine Learning Framework for Molecules and "
+    "Crystals}, author={Chen, Chi and Ye, Weike and Zuo, Yunxing and Zheng, Chen and Ong, Shyue Ping}, "
+    "journal={Chemistry of Materials}, volume={31}, number={9}, pages={3564--3572}, year={2019}, "
+    "doi={10.1021/acs.chemmater.9b01294}}"
+)
+SET2SET_CITATION = (
+    "@inproceedings{vinyals2016order, title={Order Matters: Sequence to sequence for sets}, author={Vinyals, "
+    "Oriol and Bengio, Samy and Kudlur, Manjunath}, booktitle={International Conference on Learning "
+    "Representations (ICLR)}, year={2016}, eprint={1511.06391}}"
+)
+ARCHITECTURE_CITATIONS = {"cgcnn": [CGCNN_CITATION], "megnet": [MEGNET_CITATION, SET2SET_CITATION]}
 METHOD_CITATIONS = {
     "crystal-twins": (
         "@article{magar2022crystal, title={Crystal twins: self-supervised learning for crystalline material "
@@ -24,7 +36,18 @@ METHOD_CITATIONS = {
         "journal={npj Computational Materials}, volume={8}, pages={231}, year={2022}, "
         "doi={10.1038/s41524-022-00921-5}}"
     ),
+    "crystalclr": (
+        "@inproceedings{koker2022graph, title={Graph Contrastive Learning for Materials}, author={Koker, Teddy and "
+        "Quigley, Keegan and Spaeth, Will and Frey, Nathan C. and Li, Lin}, booktitle={NeurIPS 2022 Workshop on AI "
+        "for Accelerated Materials Design}, year={2022}, eprint={2211.13408}, archivePrefix={arXiv}}"
+    ),
+    "cdssl": (
+        "@article{new2024self, title={Self-supervised learning for crystal property prediction via denoising}, "
+        "author={New, Alexander and Le, Nam Q. and Pekala, Michael J. and Stiles, Christopher D.}, "
+        "journal={arXiv preprint arXiv:2408.17255}, year={2024}}"
+    ),
 }
+MODEL_ARCHITECTURES = {"crystal-twins": "cgcnn", "crystalclr": "cgcnn", "cdssl": "megnet"}
 
 
 SKIP_HINT = "To skip entries that fail, pass ignore_errors=True (failed rows become NaN)."
@@ -198,7 +221,12 @@ class SSLStructureFeaturizer(BaseFeaturizer):
         return np.asarray(self.feature_labels(), dtype=object)
 
     def citations(self):
-        return [CGCNN_CITATION] + ([METHOD_CITATIONS[self.model]] if self.model in METHOD_CITATIONS else [])
+        try:
+            architecture = self._config()["architecture"]
+        except OSError:  # weights not reachable (offline Hub): the bundled model of that name tells
+            architecture = MODEL_ARCHITECTURES.get(self.model, "cgcnn")
+        method = [METHOD_CITATIONS[self.model]] if self.model in METHOD_CITATIONS else []
+        return ARCHITECTURE_CITATIONS.get(architecture, []) + method
 
     def implementors(self):
         return ["matssl-featurizers developers"]
@@ -213,3 +241,27 @@ class CrystalTwinsFeaturizer(SSLStructureFeaturizer):
 
     def __init__(self, weights: str | None = None, batch_size: int = 64, device: str = "cpu"):
         super().__init__(model="crystal-twins", weights=weights, batch_size=batch_size, device=device)
+
+
+class CrystalCLRFeaturizer(SSLStructureFeaturizer):
+    """CrystalCLR structure vectors: CGCNN pretrained with NT-Xent plus the composition-similarity loss on
+    two augmented views (site perturbation, strain, column replace) of each crystal
+    (Koker et al., NeurIPS 2022 AI4Mat workshop, arXiv:2211.13408).
+
+    Args: as :class:`SSLStructureFeaturizer`, with ``model="crystalclr"``.
+    """
+
+    def __init__(self, weights: str | None = None, batch_size: int = 64, device: str = "cpu"):
+        super().__init__(model="crystalclr", weights=weights, batch_size=batch_size, device=device)
+
+
+class CDSSLFeaturizer(SSLStructureFeaturizer):
+    """CDSSL structure vectors: a MEGNet encoder pretrained to recover the original edge embeddings from
+    structures with noisy atomic positions; Set2Set over nodes and edges plus the global state
+    (New et al., arXiv:2408.17255, 2024).
+
+    Args: as :class:`SSLStructureFeaturizer`, with ``model="cdssl"``.
+    """
+
+    def __init__(self, weights: str | None = None, batch_size: int = 64, device: str = "cpu"):
+        super().__init__(model="cdssl", weights=weights, batch_size=batch_size, device=device)

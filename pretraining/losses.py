@@ -31,3 +31,47 @@ def barlow_twins_loss(z_a: torch.Tensor, z_b: torch.Tensor, lambd: float = 0.005
     on_diagonal = (1 - diagonal).pow(2).sum()
     off_diagonal = c.pow(2).sum() - diagonal.pow(2).sum()
     return on_diagonal + lambd * off_diagonal
+
+
+def _log_softmax_over_others(z: torch.Tensor, temperature: float) -> torch.Tensor:
+    """``[2N, 2N]`` matrix of ``log( exp(s_ik / t) / sum_{k' != i} exp(s_ik' / t) )`` with cosine similarity ``s``;
+    the diagonal (``k = i``) is ``-inf``."""
+    z = torch.nn.functional.normalize(z, dim=1)
+    logits = z @ z.T / temperature
+    self_mask = torch.eye(z.shape[0], dtype=torch.bool, device=z.device)
+    logits = logits.masked_fill(self_mask, float("-inf"))
+    return logits.log_softmax(dim=1)
+
+
+def nt_xent_loss(z_a: torch.Tensor, z_b: torch.Tensor, temperature: float = 0.1) -> torch.Tensor:
+    r"""NT-Xent (Chen et al. 2020; CrystalCLR eq. 1), averaged over the ``2N`` views:
+
+    .. math:: \ell_i = -\log \frac{\exp(\mathrm{sim}(z_i, z_{j(i)}) / \tau)}{\sum_{k \ne i} \exp(\mathrm{sim}(z_i, z_k) / \tau)}
+
+    where ``j(i)`` is the other view of the same crystal and ``sim`` the cosine similarity.
+    Shapes: ``z_a, z_b [N, D]`` (row ``n`` of both is crystal ``n``) -> scalar.
+    """
+    n = z_a.shape[0]
+    log_p = _log_softmax_over_others(torch.cat([z_a, z_b]), temperature)
+    partner = torch.cat([torch.arange(n, 2 * n), torch.arange(n)]).to(z_a.device)
+    return -log_p.gather(1, partner.unsqueeze(1)).mean()
+
+
+def composition_similarity_loss(z_a: torch.Tensor, z_b: torch.Tensor, elements: torch.Tensor,
+                                temperature: float = 0.1) -> torch.Tensor:
+    r"""Composition-similarity loss (CrystalCLR eq. 2), averaged over the ``2N`` views:
+
+    .. math:: \ell_i = -\log \Big( \frac{1}{|P(i)|} \sum_{p \in P(i)}
+              \frac{\exp(\mathrm{sim}(z_i, z_p) / \tau)}{\sum_{k \ne i} \exp(\mathrm{sim}(z_i, z_k) / \tau)} \Big)
+
+    ``P(i)``: the other views whose crystal shares at least one element with view ``i``'s crystal
+    (so it always holds ``i``'s own partner view).
+    Shapes: ``z_a, z_b [N, D]``; ``elements [N, 119]`` 0/1 element presence of each crystal -> scalar.
+    """
+    n = z_a.shape[0]
+    log_p = _log_softmax_over_others(torch.cat([z_a, z_b]), temperature)
+    presence = torch.cat([elements, elements]).to(z_a.dtype)
+    positive = (presence @ presence.T) > 0
+    positive.fill_diagonal_(False)
+    log_p = log_p.masked_fill(~positive, float("-inf"))
+    return -(torch.logsumexp(log_p, dim=1) - positive.sum(1).to(z_a.dtype).log()).mean()

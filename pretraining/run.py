@@ -11,6 +11,7 @@ per epoch) and ``checkpoint.pt`` (for ``--resume``).
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import math
 import os
@@ -55,23 +56,41 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--cache-dir", type=Path, default=None, help="graph cache (default ~/.cache/matssl_featurizers/graphs)")
     p.add_argument("--strict", action="store_true", help="stop at the first unreadable entry instead of skipping it")
     p.add_argument("--limit", type=int, default=None, help="use only the first N structures (quick runs)")
-    method_options = p.add_argument_group("method options (default: the paper's)")
-    method_options.add_argument("--perturb-distance", type=float, default=None, help="Å each site moves in a view")
-    method_options.add_argument("--atom-mask-ratio", type=float, default=None)
-    method_options.add_argument("--edge-mask-ratio", type=float, default=None)
-    method_options.add_argument("--lambd", type=float, default=None, help="Barlow Twins off-diagonal weight")
+    method_options = p.add_argument_group("method options (default: the paper's, or the model card's choice)")
+    method_options.add_argument("--perturb-distance", type=float, default=None, help="crystal-twins: Å each site moves in a view")
+    method_options.add_argument("--atom-mask-ratio", type=float, default=None, help="crystal-twins")
+    method_options.add_argument("--edge-mask-ratio", type=float, default=None, help="crystal-twins")
+    method_options.add_argument("--lambd", type=float, default=None, help="crystal-twins: Barlow Twins off-diagonal weight")
+    method_options.add_argument("--loss", default=None, help="crystalclr: nt-xent or nt-xent+cs")
+    method_options.add_argument("--temperature", type=float, default=None, help="crystalclr: NT-Xent temperature")
+    method_options.add_argument("--p-augment", type=float, default=None, help="crystalclr: probability of each augmentation")
+    method_options.add_argument("--perturb-fraction", type=float, default=None,
+                                help="crystalclr: largest site move, as a fraction of the shortest interatomic distance")
+    method_options.add_argument("--max-strain", type=float, default=None, help="crystalclr: largest strain per lattice vector")
+    method_options.add_argument("--supercell", type=int, default=None, help="crystalclr: make every view an NxNxN supercell")
+    method_options.add_argument("--noise-std", type=float, default=None, help="cdssl: Å, Gaussian noise per Cartesian coordinate")
     p.add_argument("--name", default=None, help="model name in the card (default: the method)")
     p.add_argument("--push-to-hub", metavar="OWNER/REPO", default=None, help="upload OUT to the Hugging Face Hub")
     p.add_argument("--no-progress", action="store_true")
     return p.parse_args(argv)
 
 
-METHOD_OPTIONS = ("perturb_distance", "atom_mask_ratio", "edge_mask_ratio", "lambd")
+METHOD_OPTIONS = ("perturb_distance", "atom_mask_ratio", "edge_mask_ratio", "lambd", "loss", "temperature", "p_augment",
+                  "perturb_fraction", "max_strain", "supercell", "noise_std")
 
 
 def method_kwargs(args) -> dict:
-    """The method options given on the command line (the rest keep the method's defaults)."""
-    return {k: getattr(args, k) for k in METHOD_OPTIONS if getattr(args, k, None) is not None}
+    """The method options given on the command line (the rest keep the method's defaults).
+
+    Raises ``SystemExit`` for an option the chosen method does not have.
+    """
+    given = {k: getattr(args, k) for k in METHOD_OPTIONS if getattr(args, k, None) is not None}
+    accepted = inspect.signature(METHODS[args.method]).parameters
+    wrong = sorted(k for k in given if k not in accepted)
+    if wrong:
+        flags = ", ".join("--" + k.replace("_", "-") for k in wrong)
+        sys.exit(f"{flags}: not an option of --method {args.method}")
+    return given
 
 
 def split_indices(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -90,27 +109,29 @@ def _loader(dataset, batch_size, shuffle, seed):
                       generator=generator)
 
 
-def run_epoch(method, loader, device, optimizer=None, progress=True, desc="") -> float:
-    """Mean pretext loss over ``loader``; trains when an ``optimizer`` is given."""
+def run_epoch(method, loader, device, optimizer=None, progress=True, desc="") -> dict:
+    """Mean pretext loss (``"loss"``) and the method's other metrics over ``loader``; trains when an
+    ``optimizer`` is given."""
     method.train(optimizer is not None)
-    total, count = 0.0, 0
+    totals, count = {}, 0
     with torch.set_grad_enabled(optimizer is not None):
         bar = tqdm(loader, desc=desc, disable=not progress, leave=False, unit="batch")
         for batch in bar:
             if batch.num_graphs < 2:
                 continue
             batch = batch.to(device)
-            loss, _ = method.loss(batch)
+            loss, metrics = method.loss(batch)
             if not torch.isfinite(loss):
                 raise NonFiniteLoss(f"{desc}: the loss became {float(loss)}")
             if optimizer is not None:
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
-            total += loss.item() * batch.num_graphs
+            for key, value in metrics.items():
+                totals[key] = totals.get(key, 0.0) + value * batch.num_graphs
             count += batch.num_graphs
-            bar.set_postfix(loss=f"{total / count:.4f}")
-    return total / max(count, 1)
+            bar.set_postfix(loss=f"{totals['loss'] / count:.4f}")
+    return {key: value / max(count, 1) for key, value in totals.items()} or {"loss": math.nan}
 
 
 def _save_atomic(obj, path: Path) -> None:
@@ -181,17 +202,20 @@ def main(argv=None) -> int:
         torch.manual_seed(args.seed * 100_003 + epoch)  # augmentations: a resumed epoch replays exactly
         started = time.perf_counter()
         try:
-            train_loss = run_epoch(method, _loader(train_set, args.batch_size, True, args.seed + epoch), args.device,
+            train = run_epoch(method, _loader(train_set, args.batch_size, True, args.seed + epoch), args.device,
                                    optimizer, progress, f"epoch {epoch}/{args.epochs} train")
             torch.manual_seed(args.seed)  # the same validation views every epoch
-            val_loss = run_epoch(method, _loader(val_set, args.batch_size, False, 0), args.device, None, progress,
+            val = run_epoch(method, _loader(val_set, args.batch_size, False, 0), args.device, None, progress,
                                  f"epoch {epoch}/{args.epochs} validation")
         except NonFiniteLoss as err:
             sys.exit(f"stopping: {err}. The last good checkpoint (epoch {epoch - 1}) is kept in {checkpoint_path}; "
                      "try a lower --lr.")
         seconds = time.perf_counter() - started
-        record = {"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss, "seconds": seconds,
+        val_loss = val["loss"]
+        record = {"epoch": epoch, "train_loss": train["loss"], "val_loss": val_loss, "seconds": seconds,
                   "structures_per_second": (len(train_idx) + len(val_idx)) / seconds, "lr": args.lr}
+        record.update({f"train_{k}": v for k, v in train.items() if k != "loss"})
+        record.update({f"val_{k}": v for k, v in val.items() if k != "loss"})
         history.append(record)
         with open(metrics_path, "a") as handle:
             handle.write(json.dumps(record) + "\n")

@@ -1,8 +1,10 @@
+import json
+
 import pytest
 import torch
 from pymatgen.core import Lattice, Structure
 
-from matssl_featurizers.encoders import CGCNNConv, CGCNNEncoder, build_encoder
+from matssl_featurizers.encoders import CGCNNConv, CGCNNEncoder, MEGNetBlock, MEGNetEncoder, build_encoder
 from matssl_featurizers.graphs import collate, structure_to_graph
 
 
@@ -65,3 +67,47 @@ def test_element_without_input_vector_is_named():
     nobelium = Structure(Lattice.cubic(4.0), ["No"], [[0, 0, 0]])  # Z=102, beyond CGCNN's table
     with pytest.raises(ValueError, match="No"):
         CGCNNEncoder(atom_input="cgcnn92").eval()(collate([structure_to_graph(nobelium)]))
+
+
+# -- MEGNet ----------------------------------------------------------------------------------------
+
+def test_megnet_gives_set2set_nodes_edges_and_state(structures):
+    encoder = MEGNetEncoder(width=8, hidden=16, n_blocks=2).eval()
+    batch = collate([structure_to_graph(s) for s in structures[:5]])
+    with torch.no_grad():
+        out = encoder(batch)
+        edges = encoder.edge_outputs(batch)
+    assert out.shape == (5, 40) and encoder.out_dim == 40 and torch.isfinite(out).all()
+    assert edges.shape == (batch.edge_index.shape[1], 8)
+
+
+def test_megnet_vector_ignores_site_order_and_supercells(structures):
+    structure = structures[7]
+    shuffled = Structure.from_sites([structure[i] for i in reversed(range(len(structure)))])
+    encoder = MEGNetEncoder().eval()
+    with torch.no_grad():
+        a, b, c = (encoder(collate([structure_to_graph(s)])) for s in (structure, shuffled, structure * (2, 2, 2)))
+    torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(a, c, atol=1e-5, rtol=1e-5)  # Set2Set attention and means: replication-invariant
+
+
+def test_megnet_block_edge_update_matches_the_concatenation_written_out(structures):
+    torch.manual_seed(0)
+    block = MEGNetBlock(width=4, hidden=8)
+    batch = collate([structure_to_graph(s) for s in structures[:2]])
+    v, e, u = torch.randn(batch.num_nodes, 4), torch.randn(batch.edge_index.shape[1], 4), torch.randn(2, 4)
+    v_out, e_out, _ = block(v, e, u, batch.edge_index, batch.batch)
+    src, dst = batch.edge_index
+    v1, e1, u1 = block.pre_v(v), block.pre_e(e), block.pre_u(u)
+    expected_e = block.phi_e(torch.cat([v1[src], v1[dst], e1, u1[batch.batch[dst]]], dim=1))
+    torch.testing.assert_close(e_out, e + expected_e, atol=1e-5, rtol=1e-5)
+    mean_e = torch.stack([expected_e[dst == i].mean(0) for i in range(batch.num_nodes)])
+    expected_v = block.phi_v(torch.cat([mean_e, v1, u1[batch.batch]], dim=1))
+    torch.testing.assert_close(v_out, v + expected_v, atol=1e-5, rtol=1e-5)
+
+
+def test_megnet_config_rebuilds_the_same_architecture():
+    encoder = MEGNetEncoder(width=8, hidden=16, n_blocks=2, set2set_steps=2)
+    rebuilt = build_encoder(json.loads(json.dumps(encoder.config)))
+    assert isinstance(rebuilt, MEGNetEncoder)
+    assert {k: v.shape for k, v in rebuilt.state_dict().items()} == {k: v.shape for k, v in encoder.state_dict().items()}

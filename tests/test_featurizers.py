@@ -7,12 +7,15 @@ import pandas as pd
 import pytest
 from pymatgen.core import Composition, Lattice, Molecule, Structure
 
-from matssl_featurizers import CrystalTwinsFeaturizer, SSLStructureFeaturizer
+from matssl_featurizers import CDSSLFeaturizer, CrystalCLRFeaturizer, CrystalTwinsFeaturizer, SSLStructureFeaturizer
+from matssl_featurizers.weights import bundled_index
+
+MODELS = sorted(bundled_index())
 
 
-@pytest.fixture(scope="module")
-def featurizer():
-    return SSLStructureFeaturizer()
+@pytest.fixture(scope="module", params=MODELS)
+def featurizer(request):
+    return SSLStructureFeaturizer(model=request.param)
 
 
 @pytest.fixture(scope="module")
@@ -28,23 +31,23 @@ def test_featurize_dataframe_appends_finite_features_and_keeps_the_input(featuri
     assert list(out.columns) == ["structure", "formula"] + featurizer.feature_labels()
     assert out.index.equals(df.index)
     features = out[featurizer.feature_labels()].to_numpy(dtype=float)
-    assert features.shape == (20, 128) and np.isfinite(features).all()
+    assert features.shape == (20, featurizer.n_features) and np.isfinite(features).all()
     assert len(np.unique(features.round(6), axis=0)) == 20, "different crystals get different vectors"
     pd.testing.assert_frame_equal(df, before)
     assert [s.as_dict() for s in df["structure"]] == dicts_before
 
 
-def test_batched_equals_one_at_a_time(structures, clean_features):
-    one_by_one = np.array([SSLStructureFeaturizer(batch_size=1).featurize(s) for s in structures[:12]])
+def test_batched_equals_one_at_a_time(featurizer, structures, clean_features):
+    one_by_one = np.array([SSLStructureFeaturizer(featurizer.model, batch_size=1).featurize(s) for s in structures[:12]])
     np.testing.assert_allclose(one_by_one, clean_features[:12], atol=1e-5)
-    odd = np.array(SSLStructureFeaturizer(batch_size=7).featurize_many(structures, pbar=False))
+    odd = np.array(SSLStructureFeaturizer(featurizer.model, batch_size=7).featurize_many(structures, pbar=False))
     np.testing.assert_allclose(odd, clean_features, atol=1e-5)
 
 
-def test_same_input_gives_same_features_in_any_order(structures, clean_features):
-    again = np.array(SSLStructureFeaturizer().featurize_many(structures, pbar=False))
+def test_same_input_gives_same_features_in_any_order(featurizer, structures, clean_features):
+    again = np.array(SSLStructureFeaturizer(featurizer.model).featurize_many(structures, pbar=False))
     np.testing.assert_array_equal(again, clean_features)
-    reversed_rows = np.array(SSLStructureFeaturizer().featurize_many(structures[::-1], pbar=False))
+    reversed_rows = np.array(SSLStructureFeaturizer(featurizer.model).featurize_many(structures[::-1], pbar=False))
     np.testing.assert_allclose(reversed_rows[::-1], clean_features, atol=1e-5)
 
 
@@ -134,14 +137,38 @@ def test_set_output_pandas_uses_feature_names(structures):
     assert isinstance(out, pd.DataFrame) and list(out.columns) == featurizer.feature_labels()
 
 
-def test_named_shortcut_and_metadata():
-    shortcut = CrystalTwinsFeaturizer()
-    assert shortcut.model == "crystal-twins" and shortcut.get_params() == {"weights": None, "batch_size": 64, "device": "cpu"}
+@pytest.mark.parametrize("cls, model, cited, n_features", [
+    (CrystalTwinsFeaturizer, "crystal-twins", ("Crystal Graph Convolutional", "Crystal twins"), 128),
+    (CrystalCLRFeaturizer, "crystalclr", ("Crystal Graph Convolutional", "Graph Contrastive Learning for Materials"), 128),
+    (CDSSLFeaturizer, "cdssl", ("Graph Networks as a Universal", "Order Matters", "via denoising"), 160),
+])
+def test_named_shortcut_and_metadata(cls, model, cited, n_features):
+    shortcut = cls()
+    assert shortcut.model == model and shortcut.get_params() == {"weights": None, "batch_size": 64, "device": "cpu"}
     citations = shortcut.citations()
-    assert any("Crystal Graph Convolutional" in c for c in citations)
-    assert any("Crystal twins" in c for c in citations)
+    for title in cited:
+        assert any(title in c for c in citations), title
+    assert len(citations) == len(cited)
     assert shortcut.implementors()
-    assert len(shortcut.feature_labels()) == 128
+    assert len(shortcut.feature_labels()) == n_features and shortcut.feature_labels()[0] == f"{model}_0"
+
+
+def test_the_three_models_give_different_finite_vectors_for_unseen_structures():
+    import gzip
+    import json
+    from pathlib import Path
+
+    # JARVIS-DFT structures: a database none of the bundled models was pretrained on
+    sample = Path(__file__).parents[1] / "examples" / "data" / "jarvis_sample.jsonl.gz"
+    with gzip.open(sample, "rt") as handle:
+        unseen = [Structure.from_str(json.loads(line)["cif"], fmt="cif") for line in list(handle)[:10]]
+    vectors = {m: np.array(SSLStructureFeaturizer(m).featurize_many(unseen, pbar=False)) for m in MODELS}
+    assert set(vectors) >= {"crystal-twins", "crystalclr", "cdssl"}
+    for m, v in vectors.items():
+        assert np.isfinite(v).all(), m
+        assert np.linalg.matrix_rank(v - v.mean(0), tol=1e-6) >= 5, f"{m}: structures are told apart"
+    a, b = vectors["crystal-twins"], vectors["crystalclr"]
+    assert not np.allclose(a, b, atol=1e-3), "same architecture, different weights"
 
 
 def test_import_is_fast_and_lazy():

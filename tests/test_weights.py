@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from matssl_featurizers import weights
-from matssl_featurizers.encoders import CGCNNEncoder
+from matssl_featurizers.encoders import CGCNNEncoder, MEGNetEncoder
 from matssl_featurizers.graphs import collate, structure_to_graph
 
 
@@ -26,6 +26,17 @@ def test_local_directory_round_trip(model_dir, structures):
     with torch.no_grad():
         torch.testing.assert_close(loaded(batch), original(batch))
     assert json.loads((model_dir / "config.json").read_text()) == original.config
+
+
+def test_megnet_round_trip_keeps_the_set2set_weights(tmp_path, structures):
+    torch.manual_seed(0)
+    original = MEGNetEncoder(width=8, hidden=16, n_blocks=2).eval()
+    loaded = weights.load_encoder(weights.save_encoder(original, tmp_path / "megnet"))
+    assert any("readout" in key for key in loaded.state_dict())
+    batch = collate([structure_to_graph(s) for s in structures[:4]])
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(batch), original(batch))
+    assert weights.feature_length(original.config) == 40
 
 
 def test_config_that_does_not_match_the_tensors_is_refused(model_dir):
@@ -70,6 +81,10 @@ def test_list_models_describes_the_bundled_models():
     assert weights.DEFAULT_MODEL in table.index
     row = table.loc[weights.DEFAULT_MODEL]
     assert row["n_features"] == 128 and row["default"] and row["trained_on"]
+    assert table.loc[["crystal-twins", "crystalclr", "cdssl"], "n_features"].tolist() == [128, 128, 160]
+    assert table.loc["cdssl", "architecture"] == "megnet" and table["default"].sum() == 1
+    for name, entry in table.iterrows():
+        assert entry["weights"].startswith("bundled") and "structures" in entry["trained_on"], name
 
 
 def _lay_out_hub_cache(cache, repo, files_dir, commit):

@@ -88,3 +88,28 @@ def test_push_to_hub_uploads_the_exported_files(one_epoch, monkeypatch):
     assert calls[1][1:3] == (str(one_epoch), "someone/crystal-twins")
     assert {"config.json", "model.safetensors", "README.md"} <= set(calls[1][3])
     assert not any("checkpoint" in pattern for pattern in calls[1][3])
+
+
+@pytest.mark.parametrize("method, options, n_features, extra_metric", [
+    ("crystalclr", ["--temperature", "0.2"], 128, "train_cs"),
+    ("cdssl", ["--noise-std", "0.1"], 160, None),
+])
+def test_other_methods_train_one_epoch_and_export_loadable_weights(tmp_path, structures, method, options, n_features,
+                                                                   extra_metric):
+    out = tmp_path / method
+    assert run.main(["--method", method, "--data", str(STRUCTURES_FILE), "--batch-size", "32", "--lr", "1e-3",
+                     "--epochs", "1", "--out", str(out), "--cache-dir", str(tmp_path / "cache"), "--no-progress",
+                     *options]) == 0
+    metrics = json.loads((out / "training" / "metrics.jsonl").read_text())
+    assert np.isfinite(metrics["train_loss"]) and np.isfinite(metrics["val_loss"])
+    if extra_metric:
+        assert np.isfinite(metrics[extra_metric])
+    card = (out / "README.md").read_text()
+    assert f"--method {method}" in card and options[0] in card
+    features = np.array(SSLStructureFeaturizer(model=method, weights=str(out)).featurize_many(structures[:6], pbar=False))
+    assert features.shape == (6, n_features) and np.isfinite(features).all()
+
+
+def test_an_option_of_another_method_is_refused(tmp_path):
+    with pytest.raises(SystemExit, match="--temperature: not an option of --method crystal-twins"):
+        _train(tmp_path / "x", tmp_path / "cache", "--epochs", "1", "--temperature", "0.5")
