@@ -3,6 +3,9 @@
     python -m pretraining.run --method crystal-twins --data structures.jsonl.gz \\
         --epochs 15 --batch-size 64 --lr 1e-5 --device cuda --out runs/ct
 
+Methods: ``crystal-twins`` (Barlow Twins), ``crystalclr`` (NT-Xent + composition similarity),
+``cdssl`` (denoising, MEGNet); see :mod:`pretraining.methods`.
+
 DIR receives ``config.json`` + ``model.safetensors`` + ``README.md`` (model card) of the
 best epoch (lowest validation pretext loss); ``DIR/training/`` holds ``metrics.jsonl`` (one line
 per epoch) and ``checkpoint.pt`` (for ``--resume``).
@@ -122,7 +125,7 @@ def run_epoch(method, loader, device, optimizer=None, progress=True, desc="") ->
             batch = batch.to(device)
             loss, metrics = method.loss(batch)
             if not torch.isfinite(loss):
-                raise NonFiniteLoss(f"{desc}: the loss became {float(loss)}")
+                raise NonFiniteLoss(f"{desc}: the loss became {loss.item()}")
             if optimizer is not None:
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()

@@ -113,3 +113,54 @@ def test_other_methods_train_one_epoch_and_export_loadable_weights(tmp_path, str
 def test_an_option_of_another_method_is_refused(tmp_path):
     with pytest.raises(SystemExit, match="--temperature: not an option of --method crystal-twins"):
         _train(tmp_path / "x", tmp_path / "cache", "--epochs", "1", "--temperature", "0.5")
+
+
+def test_a_run_killed_mid_epoch_resumes_to_the_export_of_an_uninterrupted_run(tmp_path, one_epoch, single_thread):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from safetensors.torch import load_file
+
+    cache = one_epoch.parent / "cache"
+    straight = tmp_path / "straight"
+    _train(straight, cache, "--epochs", "2")
+    killed = tmp_path / "killed"
+    args = [sys.executable, "-m", "pretraining.run", "--method", "crystal-twins", "--data", str(STRUCTURES_FILE),
+            "--batch-size", "32", "--lr", "1e-3", "--out", str(killed), "--cache-dir", str(cache), "--no-progress",
+            "--epochs", "3"]
+    process = subprocess.Popen(args, env={**os.environ, "OMP_NUM_THREADS": "1"}, stderr=subprocess.DEVNULL)
+    metrics = killed / "training" / "metrics.jsonl"
+    deadline = time.time() + 120
+    while not (metrics.exists() and metrics.read_text().count("\n") >= 1) and time.time() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.3)  # into epoch 2
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert process.returncode == -signal.SIGKILL, "killed before it could finish"
+    _train(killed, cache, "--epochs", "2", "--resume")
+    a, b = load_file(straight / "model.safetensors"), load_file(killed / "model.safetensors")
+    for key in a:
+        assert np.array_equal(a[key].numpy(), b[key].numpy(), equal_nan=True), key
+
+
+def test_a_non_finite_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, one_epoch, monkeypatch):
+    import torch
+
+    from pretraining.methods import CrystalTwins
+
+    original, calls = CrystalTwins.loss, []
+
+    def poisoned(self, batch):
+        calls.append(1)
+        loss, metrics = original(self, batch)
+        return (loss * float("nan"), metrics) if len(calls) > 5 else (loss, metrics)  # epoch 1: 4 + 1 batches
+
+    monkeypatch.setattr(CrystalTwins, "loss", poisoned)
+    out = tmp_path / "nan"
+    with pytest.raises(SystemExit, match=r"loss became nan.*epoch 1.*lower --lr"):
+        _train(out, one_epoch.parent / "cache", "--epochs", "3")
+    state = torch.load(out / "training" / "checkpoint.pt", weights_only=True)
+    assert state["epoch"] == 1 and (out / "model.safetensors").exists()
