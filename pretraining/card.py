@@ -13,11 +13,14 @@ EVALUATION_PLACEHOLDER = (
 
 
 def loss_table(history: list[dict]) -> str:
-    lines = ["| epoch | train loss | validation loss | seconds | structures/s |", "|---|---|---|---|---|"]
+    """Loss per epoch, with the terms of a composite loss (``train_<term>`` / ``val_<term>``) as extra columns."""
+    terms = [k[len("train_"):] for k in history[0] if k.startswith("train_") and k != "train_loss"]
+    header = ["epoch", "train loss", "validation loss"] + [f"{split} {t}" for t in terms for split in ("train", "validation")]
+    lines = ["| " + " | ".join(header + ["seconds", "structures/s"]) + " |", "|" + "---|" * (len(header) + 2)]
     for h in history:
-        lines.append(
-            f"| {h['epoch']} | {h['train_loss']:.4f} | {h['val_loss']:.4f} | {h['seconds']:.0f} | {h['structures_per_second']:.0f} |"
-        )
+        cells = [str(h["epoch"]), f"{h['train_loss']:.4f}", f"{h['val_loss']:.4f}"]
+        cells += [f"{h[f'{split}_{t}']:.4f}" for t in terms for split in ("train", "val")]
+        lines.append("| " + " | ".join(cells + [f"{h['seconds']:.0f}", f"{h['structures_per_second']:.0f}"]) + " |")
     return "\n".join(lines)
 
 

@@ -96,6 +96,14 @@ def method_kwargs(args) -> dict:
     return given
 
 
+def method_settings(args) -> dict:
+    """Every option of the method as used: its defaults, overridden by the command line."""
+    parameters = inspect.signature(METHODS[args.method]).parameters
+    settings = {k: p.default for k, p in parameters.items() if k != "encoder_config"}
+    settings.update(method_kwargs(args))
+    return settings
+
+
 def split_indices(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """A seeded 95 / 5 train / validation split (at least one validation structure when n > 1)."""
     order = np.random.default_rng(seed).permutation(n)
@@ -199,7 +207,7 @@ def main(argv=None) -> int:
     data_info = {"paths": [str(p) for p in args.data], "n_structures": n, "n_skipped": store.skipped,
                  "n_train": len(train_idx), "n_val": len(val_idx)}
     options = {k: v for k, v in vars(args).items() if k in ("batch_size", "lr", "weight_decay", "seed", "limit")}
-    options.update(method_kwargs(args))
+    options.update(method_settings(args))
     train_set, val_set = GraphDataset(store, train_idx), GraphDataset(store, val_idx)
     for epoch in range(start_epoch, args.epochs + 1):
         torch.manual_seed(args.seed * 100_003 + epoch)  # augmentations: a resumed epoch replays exactly
