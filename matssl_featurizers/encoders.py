@@ -14,7 +14,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .graphs import CUTOFF, GaussianDistance, edge_lengths
+from .graphs import CUTOFF, GaussianDistance, edge_lengths, node_graph_index
 
 N_ELEMENTS = 118
 MASK_TOKEN = 0  # atomic number used for masked atoms
@@ -125,7 +125,12 @@ class CGCNNEncoder(nn.Module):
         self.distance = GaussianDistance(0.0, cutoff, gaussian_step)
         self.convs = nn.ModuleList(CGCNNConv(atom_fea_len, self.distance.num_features) for _ in range(n_conv))
         self.head = nn.Linear(atom_fea_len, out_dim) if out_dim else None
-        self.out_dim = out_dim or atom_fea_len
+        self.out_dim = self.vector_length(self.config)
+
+    @staticmethod
+    def vector_length(config: dict) -> int:
+        """Length of the structure vector of the encoder ``config`` describes."""
+        return config.get("out_dim") or config["atom_fea_len"]
 
     def embed_atoms(self, atomic_numbers: torch.Tensor) -> torch.Tensor:
         """Input node features ``[N, F]``; raises ``ValueError`` for elements without an input vector."""
@@ -153,10 +158,7 @@ class CGCNNEncoder(nn.Module):
 
     def forward(self, batch) -> torch.Tensor:
         h = self.node_embeddings(batch)
-        node_graph = getattr(batch, "batch", None)
-        if node_graph is None:
-            node_graph = torch.zeros_like(batch.atomic_numbers)
-        pooled = mean_pool(h, node_graph, getattr(batch, "num_graphs", 1))
+        pooled = mean_pool(h, node_graph_index(batch), getattr(batch, "num_graphs", 1))
         return F.softplus(self.head(pooled)) if self.head is not None else pooled
 
 
@@ -177,11 +179,6 @@ class MLP(nn.Module):
         for layer in self.layers:
             x = softplus2(layer(x))
         return x
-
-
-def scatter_mean(x: torch.Tensor, index: torch.Tensor, size: int) -> torch.Tensor:
-    """Mean of the rows of ``x [M, F]`` that share ``index [M]``: ``-> [size, F]``."""
-    return mean_pool(x, index, size)
 
 
 class MEGNetBlock(nn.Module):
@@ -216,8 +213,8 @@ class MEGNetBlock(nn.Module):
         e2 = softplus2(z)
         for layer in self.phi_e.layers[1:]:
             e2 = softplus2(layer(e2))
-        v2 = self.phi_v(torch.cat([scatter_mean(e2, dst, v.shape[0]), v1, u1.index_select(0, node_graph)], dim=1))
-        u2 = self.phi_u(torch.cat([scatter_mean(e2, edge_graph, n_graphs), scatter_mean(v2, node_graph, n_graphs), u1], dim=1))
+        v2 = self.phi_v(torch.cat([mean_pool(e2, dst, v.shape[0]), v1, u1.index_select(0, node_graph)], dim=1))
+        u2 = self.phi_u(torch.cat([mean_pool(e2, edge_graph, n_graphs), mean_pool(v2, node_graph, n_graphs), u1], dim=1))
         return v + v2, e + e2, u + u2
 
 
@@ -259,12 +256,15 @@ class MEGNetEncoder(nn.Module):
         self.blocks = nn.ModuleList(MEGNetBlock(width, hidden) for _ in range(n_blocks))
         self.node_readout = Set2Set(width, set2set_steps)
         self.edge_readout = Set2Set(width, set2set_steps)
-        self.out_dim = 5 * width
+        self.out_dim = self.vector_length(self.config)
+
+    @staticmethod
+    def vector_length(config: dict) -> int:
+        """Length of the structure vector: Set2Set of nodes and of edges (2 x ``width`` each) and the state."""
+        return 5 * config["width"]
 
     def _run(self, batch):
-        node_graph = getattr(batch, "batch", None)
-        if node_graph is None:
-            node_graph = torch.zeros_like(batch.atomic_numbers)
+        node_graph = node_graph_index(batch)
         n_graphs = int(getattr(batch, "num_graphs", 1))
         v = self.node_in(self.embedding(batch.atomic_numbers))
         e = self.edge_in(self.distance(edge_lengths(batch)))

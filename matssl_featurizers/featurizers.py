@@ -47,7 +47,6 @@ METHOD_CITATIONS = {
         "journal={arXiv preprint arXiv:2408.17255}, year={2024}}"
     ),
 }
-MODEL_ARCHITECTURES = {"crystal-twins": "cgcnn", "crystalclr": "cgcnn", "cdssl": "megnet"}
 
 
 SKIP_HINT = "To skip entries that fail, pass ignore_errors=True (failed rows become NaN)."
@@ -224,7 +223,8 @@ class SSLStructureFeaturizer(BaseFeaturizer):
         try:
             architecture = self._config()["architecture"]
         except OSError:  # weights not reachable (offline Hub): the bundled model of that name tells
-            architecture = MODEL_ARCHITECTURES.get(self.model, "cgcnn")
+            bundled = self.model in weights_io.bundled_index()
+            architecture = weights_io.read_config(self.model)["architecture"] if bundled else "cgcnn"
         method = [METHOD_CITATIONS[self.model]] if self.model in METHOD_CITATIONS else []
         return ARCHITECTURE_CITATIONS.get(architecture, []) + method
 

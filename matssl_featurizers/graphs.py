@@ -96,16 +96,19 @@ def collate(graphs):
     return Batch.from_data_list(graphs)
 
 
+def node_graph_index(batch) -> torch.Tensor:
+    """The graph each node belongs to, ``[N]``: ``batch.batch``, or zeros for a single graph."""
+    index = getattr(batch, "batch", None)
+    return torch.zeros_like(batch.atomic_numbers) if index is None else index
+
+
 def edge_vectors(batch) -> torch.Tensor:
     """Cartesian vectors ``r_j + image·L - r_i`` of every edge, ``[E, 3]``, recomputed in torch.
 
     Works on a single graph or a ``Batch``; gradients flow to ``frac_coords`` and ``lattice``.
     """
     src, dst = batch.edge_index
-    node_graph = batch.batch if getattr(batch, "batch", None) is not None else torch.zeros(
-        batch.num_nodes, dtype=torch.long, device=batch.frac_coords.device
-    )
-    lattice = batch.lattice.index_select(0, node_graph.index_select(0, dst))  # [E, 3, 3]
+    lattice = batch.lattice.index_select(0, node_graph_index(batch).index_select(0, dst))  # [E, 3, 3]
     frac = (batch.frac_coords.index_select(0, src) + batch.edge_image.to(batch.frac_coords.dtype)
             - batch.frac_coords.index_select(0, dst))
     return torch.bmm(frac.unsqueeze(1), lattice).squeeze(1)

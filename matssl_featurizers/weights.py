@@ -37,9 +37,9 @@ def bundled_index() -> dict:
 
 def feature_length(config: dict) -> int:
     """Length of the structure vector of the encoder ``config`` describes."""
-    if config.get("architecture") == "megnet":
-        return 5 * config["width"]
-    return config.get("out_dim") or config["atom_fea_len"]
+    from .encoders import ENCODERS
+
+    return ENCODERS[config["architecture"]].vector_length(config)
 
 
 def list_models():

@@ -8,17 +8,13 @@ from __future__ import annotations
 import torch
 
 from matssl_featurizers.encoders import MASK_TOKEN
-
-
-def _node_graph(batch) -> torch.Tensor:
-    node_graph = getattr(batch, "batch", None)
-    return torch.zeros_like(batch.atomic_numbers) if node_graph is None else node_graph
+from matssl_featurizers.graphs import edge_lengths, node_graph_index
 
 
 def displace(batch, cartesian: torch.Tensor):
     """Move every site by ``cartesian [N, 3]`` Å (converted to fractional shifts per graph's lattice)."""
     out = batch.clone()
-    inverse = torch.linalg.inv(batch.lattice)[_node_graph(batch)]  # [N, 3, 3]
+    inverse = torch.linalg.inv(batch.lattice)[node_graph_index(batch)]  # [N, 3, 3]
     out.frac_coords = batch.frac_coords + torch.bmm(cartesian.unsqueeze(1), inverse).squeeze(1)
     return out
 
@@ -81,7 +77,7 @@ elements of CGCNN's input table). Hydrogen has no partner; the f-block elements,
 swap within the lanthanides (La-Lu) or the actinides (Ac-Fm)."""
 
 
-def _column_partners(known: torch.Tensor | None = None) -> torch.Tensor:
+def column_partners(known: torch.Tensor | None = None) -> torch.Tensor:
     """``[119, M]`` table: row ``Z`` lists the other elements of Z's column (padded with -1)."""
     width = max(len(c) for c in PERIODIC_TABLE_COLUMNS.values()) - 1
     table = torch.full((119, width), -1, dtype=torch.long)
@@ -105,10 +101,8 @@ def min_pair_distances(batch) -> torch.Tensor:
 
     The nearest neighbour of every site is among its edges, so the shortest edge is the shortest distance.
     """
-    from matssl_featurizers.graphs import edge_lengths
-
     lengths = edge_lengths(batch)
-    edge_graph = _node_graph(batch).index_select(0, batch.edge_index[1])
+    edge_graph = node_graph_index(batch).index_select(0, batch.edge_index[1])
     n_graphs = _graph_ptr(batch).shape[0] - 1
     out = torch.full((n_graphs,), float("inf"), dtype=lengths.dtype, device=lengths.device)
     return out.scatter_reduce(0, edge_graph, lengths, reduce="amin")
@@ -119,7 +113,7 @@ def perturb_uniform(batch, fraction: float = 0.5, apply=None, generator=None):
 
     ``apply [G]`` (bool) selects the structures that are perturbed (default: all).
     """
-    node_graph = _node_graph(batch)
+    node_graph = node_graph_index(batch)
     device = batch.frac_coords.device
     limit = (fraction * min_pair_distances(batch)).nan_to_num(posinf=0.0)
     if apply is not None:
@@ -146,7 +140,7 @@ def strain(batch, max_strain: float = 0.05, apply=None, generator=None):
 def column_replace(batch, partners: torch.Tensor, apply=None, generator=None):
     """Replace the element of one random site per structure by another element of its periodic-table column.
 
-    ``partners`` is the table of :func:`_column_partners`; a site whose element has no partner is kept.
+    ``partners`` is the table of :func:`column_partners`; a site whose element has no partner is kept.
     """
     ptr = _graph_ptr(batch)
     device = batch.atomic_numbers.device
@@ -155,8 +149,8 @@ def column_replace(batch, partners: torch.Tensor, apply=None, generator=None):
     site = ptr[:-1] + (torch.rand(n_graphs, generator=generator, device=device) * sizes).long().clamp(max=sizes - 1)
     options = partners.to(device)[batch.atomic_numbers.index_select(0, site)]  # [G, M]
     n_options = (options >= 0).sum(1)
-    pick = (torch.rand(n_graphs, generator=generator, device=device) * n_options).long().clamp(min=0)
-    pick = torch.minimum(pick, (n_options - 1).clamp(min=0))
+    pick = (torch.rand(n_graphs, generator=generator, device=device) * n_options).long()
+    pick = torch.minimum(pick, (n_options - 1).clamp(min=0))  # rand() * n can round up to n in float32
     new = options.gather(1, pick.unsqueeze(1)).squeeze(1)
     ok = n_options > 0
     if apply is not None:

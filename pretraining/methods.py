@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from matssl_featurizers.encoders import N_ELEMENTS, build_encoder
+from matssl_featurizers.graphs import edge_lengths, node_graph_index
 
 from . import augmentations as aug
 from .losses import barlow_twins_loss, composition_similarity_loss, nt_xent_loss
@@ -64,11 +65,8 @@ CLR_LOSSES = ("nt-xent", "nt-xent+cs")
 
 def element_presence(batch) -> torch.Tensor:
     """``[G, 119]`` 0/1 matrix: which elements each crystal of the batch contains."""
-    node_graph = getattr(batch, "batch", None)
-    if node_graph is None:
-        node_graph = torch.zeros_like(batch.atomic_numbers)
     presence = torch.zeros(int(batch.num_graphs), N_ELEMENTS + 1, device=batch.atomic_numbers.device)
-    presence[node_graph, batch.atomic_numbers] = 1.0
+    presence[node_graph_index(batch), batch.atomic_numbers] = 1.0
     return presence
 
 
@@ -96,7 +94,7 @@ class CrystalCLR(nn.Module):
         self.loss_name, self.temperature, self.p_augment = loss, temperature, p_augment
         self.perturb_fraction, self.max_strain, self.supercell = perturb_fraction, max_strain, supercell
         known = ~torch.isnan(self.encoder.element_table).any(1) if hasattr(self.encoder, "element_table") else None
-        self.register_buffer("column_partners", aug._column_partners(known), persistent=False)
+        self.register_buffer("column_partners", aug.column_partners(known), persistent=False)
 
     def view(self, batch):
         def coin():
@@ -151,8 +149,6 @@ class CDSSL(nn.Module):
         self.head = nn.Linear(self.encoder.config["width"], self.encoder.distance.num_features)
 
     def loss(self, batch):
-        from matssl_featurizers.graphs import edge_lengths
-
         with torch.no_grad():
             target = self.encoder.distance(edge_lengths(batch))
         noise = self.noise_std * torch.randn(batch.frac_coords.shape, device=batch.frac_coords.device)

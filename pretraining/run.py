@@ -214,10 +214,10 @@ def main(argv=None) -> int:
         started = time.perf_counter()
         try:
             train = run_epoch(method, _loader(train_set, args.batch_size, True, args.seed + epoch), args.device,
-                                   optimizer, progress, f"epoch {epoch}/{args.epochs} train")
+                              optimizer, progress, f"epoch {epoch}/{args.epochs} train")
             torch.manual_seed(args.seed)  # the same validation views every epoch
             val = run_epoch(method, _loader(val_set, args.batch_size, False, 0), args.device, None, progress,
-                                 f"epoch {epoch}/{args.epochs} validation")
+                            f"epoch {epoch}/{args.epochs} validation")
         except NonFiniteLoss as err:
             sys.exit(f"stopping: {err}. The last good checkpoint (epoch {epoch - 1}) is kept in {checkpoint_path}; "
                      "try a lower --lr.")

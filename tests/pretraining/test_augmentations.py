@@ -60,7 +60,7 @@ def test_crystalclr_augmentations_leave_the_input_untouched(structures):
     batch = _batch(structures)
     before = _snapshot(batch)
     torch.manual_seed(0)
-    aug.supercell(aug.column_replace(aug.strain(aug.perturb_uniform(batch)), aug._column_partners()), 2)
+    aug.supercell(aug.column_replace(aug.strain(aug.perturb_uniform(batch)), aug.column_partners()), 2)
     after = _snapshot(batch)
     for key in before:
         assert torch.equal(before[key], after[key]), key
@@ -106,7 +106,7 @@ def test_strain_scales_each_lattice_vector_by_up_to_five_percent(structures):
 
 def test_column_replace_keeps_the_column_and_the_site_count(structures):
     batch = collate([structure_to_graph(s) for s in structures])
-    partners = aug._column_partners()
+    partners = aug.column_partners()
     column_of = {z: name for name, column in aug.PERIODIC_TABLE_COLUMNS.items() for z in column}
     torch.manual_seed(0)
     replaced = aug.column_replace(batch, partners)
@@ -123,7 +123,7 @@ def test_column_replace_keeps_the_column_and_the_site_count(structures):
 def test_column_partners_respect_the_encoder_table():
     known = torch.zeros(119, dtype=torch.bool)
     known[[8, 16, 34]] = True  # O, S, Se
-    partners = aug._column_partners(known)
+    partners = aug.column_partners(known)
     assert set(partners[8][partners[8] >= 0].tolist()) == {16, 34}
     assert (partners[52] < 0).all(), "Te is not in the table: no partners"
 
