@@ -1,0 +1,90 @@
+"""Reference values for reading pretext losses, on the validation split of ``pretraining.run``.
+
+    python -m pretraining.pretext_floors --data a.jsonl.gz b.jsonl.gz --batch-size 256 --noise-std 0.1
+
+* CDSSL: the mean squared error of two trivial denoisers, copying the noisy graph's own edge features
+  and predicting the mean clean edge, to compare with the validation loss in the model card.
+* CrystalCLR: the lowest value the composition-similarity loss can take on these batches (the mean over
+  views of log |P(i)|), and the share of structures containing each of the most common elements.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+
+import torch
+
+from matssl_featurizers.graphs import GaussianDistance, edge_lengths
+
+from . import augmentations as aug
+from .data import GraphDataset, build_graphs
+from .methods import element_presence
+from .run import split_indices
+
+
+def denoising_baselines(loader, noise_std: float, distance: GaussianDistance) -> dict:
+    """MSE of copying the noisy edge features, and of predicting the mean clean edge feature."""
+    copy_sum, n_values, targets = 0.0, 0, []
+    for batch in loader:
+        clean = distance(edge_lengths(batch))
+        noisy = distance(edge_lengths(aug.displace(batch, noise_std * torch.randn(batch.frac_coords.shape))))
+        copy_sum += torch.nn.functional.mse_loss(noisy, clean, reduction="sum").item()
+        n_values += clean.numel()
+        targets.append(clean)
+    target = torch.cat(targets)
+    return {"copy_noisy_mse": copy_sum / n_values, "predict_mean_mse": ((target - target.mean(0)) ** 2).mean().item()}
+
+
+def composition_similarity_floor(loader) -> float:
+    """Mean over the 2N views of each batch of log |P(i)|, the minimum of the composition-similarity loss."""
+    total, n_views = 0.0, 0
+    for batch in loader:
+        presence = element_presence(batch).repeat(2, 1)
+        positive = (presence @ presence.T) > 0
+        positive.fill_diagonal_(False)
+        total += positive.sum(1).double().log().sum().item()
+        n_views += positive.shape[0]
+    return total / n_views
+
+
+def element_shares(loader, top: int = 5) -> dict:
+    """Share of structures that contain each of the ``top`` most common elements."""
+    from pymatgen.core import Element
+
+    counts, n = torch.zeros(119, dtype=torch.float64), 0
+    for batch in loader:
+        counts += element_presence(batch).sum(0).double()
+        n += batch.num_graphs
+    order = counts.argsort(descending=True)[:top]
+    return {Element.from_Z(int(z)).symbol: counts[z].item() / n for z in order}
+
+
+def main(argv=None) -> int:
+    from torch_geometric.loader import DataLoader
+
+    p = argparse.ArgumentParser(prog="python -m pretraining.pretext_floors", description=__doc__.split("\n")[0])
+    p.add_argument("--data", required=True, nargs="+")
+    p.add_argument("--batch-size", type=int, default=256, help="as in the run (the CS floor depends on it)")
+    p.add_argument("--noise-std", type=float, default=0.1)
+    p.add_argument("--seed", type=int, default=0, help="the run's seed: it picks the validation split")
+    args = p.parse_args(argv)
+
+    store = build_graphs(args.data, progress=False)
+    _, val_idx = split_indices(len(store), args.seed)
+    loader = DataLoader(GraphDataset(store, val_idx), batch_size=args.batch_size)
+    everything = DataLoader(GraphDataset(store), batch_size=1024)
+    torch.manual_seed(args.seed)
+    report = {
+        "n_validation": len(val_idx),
+        "cdssl": denoising_baselines(loader, args.noise_std, GaussianDistance(0.0, 8.0, 0.2)),
+        "crystalclr_cs_floor": composition_similarity_floor(loader),
+        "element_shares": element_shares(everything),
+    }
+    print(json.dumps(report, indent=1))
+    return 0 if math.isfinite(report["crystalclr_cs_floor"]) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,38 @@
+import torch
+
+from matssl_featurizers.graphs import GaussianDistance, collate, structure_to_graph
+from pretraining.losses import composition_similarity_loss
+from pretraining.methods import element_presence
+from pretraining.pretext_floors import composition_similarity_floor, denoising_baselines, element_shares
+
+
+def _batches(structures, size=16):
+    graphs = [structure_to_graph(s) for s in structures[:48]]
+    return [collate(graphs[i:i + size]) for i in range(0, len(graphs), size)]
+
+
+def test_copying_is_exact_without_noise_and_worse_with_it(structures):
+    batches, distance = _batches(structures), GaussianDistance(0.0, 8.0, 0.2)
+    torch.manual_seed(0)
+    assert denoising_baselines(batches, 0.0, distance)["copy_noisy_mse"] == 0.0
+    noisy = denoising_baselines(batches, 0.1, distance)
+    assert 0 < noisy["copy_noisy_mse"] and 0 < noisy["predict_mean_mse"]
+
+
+def test_no_embedding_goes_below_the_composition_similarity_floor(structures):
+    batches = _batches(structures)
+    floor = composition_similarity_floor(batches)
+    torch.manual_seed(0)
+    losses = []
+    for batch in batches:
+        z = torch.randn(batch.num_graphs, 8)
+        losses.append(composition_similarity_loss(z, z + 0.01 * torch.randn_like(z), element_presence(batch), 0.05))
+    assert floor <= float(torch.stack(losses).mean()) + 1e-6
+
+
+def test_element_shares_count_structures_not_sites(structures):
+    shares = element_shares(_batches(structures), top=3)
+    assert len(shares) == 3
+    for symbol, share in shares.items():
+        by_hand = sum(any(el.symbol == symbol for el in s.composition.elements) for s in structures[:48]) / 48
+        assert abs(share - by_hand) < 1e-12, symbol
