@@ -1,13 +1,15 @@
 """Weights I/O: one loader for bundled models, local directories and the Hugging Face Hub.
 
 A model directory holds ``config.json`` (the encoder's constructor arguments plus its
-``architecture``), ``model.safetensors`` (the tensors; never pickle) and ``README.md``
-(the model card). Sources:
+``architecture``), ``model.safetensors`` (the tensors; never pickle), ``README.md``
+(the model card) and ``checksums.json`` (sha256 of config and tensors, written by
+:func:`save_encoder`). Sources:
 
 * a bundled name (``"crystal-twins"``): files inside this package, sha256 checked
   against ``models/index.json``;
-* a local directory;
-* ``"hf://OWNER/REPO[@REVISION]"``: downloaded (or read from the cache) with ``huggingface_hub``.
+* a local directory, sha256 checked against its ``checksums.json`` when it has one;
+* ``"hf://OWNER/REPO[@REVISION]"``: downloaded (or read from the cache) with ``huggingface_hub``,
+  checked like a local directory.
 """
 
 from __future__ import annotations
@@ -21,6 +23,9 @@ from pathlib import Path
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 CARD_NAME = "README.md"
+CHECKSUMS_NAME = "checksums.json"
+CHECKSUMMED = (CONFIG_NAME, WEIGHTS_NAME)  # the card is edited after export (evaluation table), so not checksummed
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
 HUB_PREFIX = "hf://"
 DEFAULT_MODEL = "crystal-twins"
 
@@ -80,24 +85,62 @@ def _parse_hub(source: str) -> tuple[str, str | None]:
 
 
 def _download_from_hub(source: str) -> Path:
+    """The snapshot directory of ``source``; every failure is one ``OSError`` sentence, raised without retrying."""
     from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
+    from huggingface_hub.errors import (
+        GatedRepoError,
+        HfHubHTTPError,
+        LocalEntryNotFoundError,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
 
     repo, revision = _parse_hub(source)
     try:
         path = snapshot_download(
-            repo_id=repo, revision=revision, allow_patterns=[CONFIG_NAME, WEIGHTS_NAME, CARD_NAME]
+            repo_id=repo, revision=revision, allow_patterns=[CONFIG_NAME, WEIGHTS_NAME, CARD_NAME, CHECKSUMS_NAME]
         )
     except LocalEntryNotFoundError:
         offline = os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}
         raise OSError(
             f"cannot load weights from {source}: "
-            + ("HF_HUB_OFFLINE is set and the local Hugging Face cache has no copy of it"
-               if offline else "the Hub cannot be reached and the local Hugging Face cache has no copy of it")
+            + ("HF_HUB_OFFLINE is set and the local Hugging Face cache has no copy of it."
+               if offline else "the Hub cannot be reached and the local Hugging Face cache has no copy of it.")
         ) from None
+    except RevisionNotFoundError:
+        raise OSError(f"cannot load weights from {source}: the repository has no revision {revision!r}.") from None
+    except (RepositoryNotFoundError, GatedRepoError):
+        raise OSError(f"cannot load weights from {source}: the Hub has no repository {repo!r} "
+                      "(or it is private or gated and no valid token was given).") from None
     except (HfHubHTTPError, ValueError) as err:
-        raise OSError(f"cannot load weights from {source}: {err}") from None
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise OSError(f"cannot load weights from {source}: {reason}") from None
     return Path(path)
+
+
+def verify_checksums(directory: Path, source) -> None:
+    """Refuse ``directory`` when a file does not match the sha256 its ``checksums.json`` records."""
+    manifest_path = directory / CHECKSUMS_NAME
+    if not manifest_path.is_file():
+        return
+    try:
+        manifest = json.loads(manifest_path.read_text())
+        ok = isinstance(manifest, dict) and all(
+            isinstance(name, str) and isinstance(digest, str) and Path(name).name == name
+            for name, digest in manifest.items()
+        )
+    except ValueError:
+        ok = False
+    if not ok:
+        raise OSError(f"weights {str(source)!r}: {CHECKSUMS_NAME} is not a JSON object of file name -> sha256")
+    for name, expected in manifest.items():
+        if not (directory / name).is_file():
+            raise OSError(f"weights {str(source)!r}: {name}, listed in {CHECKSUMS_NAME}, not found in {directory}")
+        if sha256(directory / name) != expected.lower():
+            raise OSError(
+                f"weights {str(source)!r}: {name} does not match the sha256 recorded in {CHECKSUMS_NAME} "
+                "(the file was corrupted or changed after export); refusing to load it"
+            )
 
 
 def resolve(source: str | os.PathLike | None = None) -> Path:
@@ -122,7 +165,14 @@ def resolve(source: str | os.PathLike | None = None) -> Path:
             )
     for name in (CONFIG_NAME, WEIGHTS_NAME):
         if not (directory / name).is_file():
-            raise OSError(f"weights {str(source)!r}: {name} not found in {directory}")
+            pickles = sorted(p.name for p in directory.iterdir() if p.suffix in PICKLE_SUFFIXES)
+            raise OSError(
+                f"weights {str(source)!r}: {name} not found in {directory}"
+                + (f"; only safetensors weights are loaded, never pickles ({', '.join(pickles)} ignored)"
+                   if name == WEIGHTS_NAME and pickles else "")
+            )
+    if not (isinstance(source, str) and source in bundled_index()):
+        verify_checksums(directory, source)
     return directory
 
 
@@ -161,7 +211,8 @@ def load_encoder(source: str | os.PathLike | None = None, device: str = "cpu"):
 
 
 def save_encoder(encoder, directory: str | os.PathLike, card: str | None = None) -> Path:
-    """Write ``config.json`` + ``model.safetensors`` (+ ``README.md`` when ``card`` is given) to ``directory``."""
+    """Write ``config.json`` + ``model.safetensors`` + ``checksums.json`` (their sha256), and ``README.md``
+    when ``card`` is given, to ``directory``."""
     from safetensors.torch import save_file
 
     directory = Path(directory)
@@ -169,6 +220,8 @@ def save_encoder(encoder, directory: str | os.PathLike, card: str | None = None)
     (directory / CONFIG_NAME).write_text(json.dumps(encoder.config, indent=2) + "\n")
     state = {k: v.detach().cpu().contiguous() for k, v in encoder.state_dict().items()}
     save_file(state, directory / WEIGHTS_NAME, metadata={"format": "pt"})
+    checksums = {name: sha256(directory / name) for name in CHECKSUMMED}
+    (directory / CHECKSUMS_NAME).write_text(json.dumps(checksums, indent=2) + "\n")
     if card is not None:
         (directory / CARD_NAME).write_text(card)
     return directory
