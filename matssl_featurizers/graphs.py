@@ -14,60 +14,18 @@ perturbed positions or a strained lattice without a new neighbour list:
   the centre site ``i`` (message target), following PyG's convention
 * ``edge_image`` ``[E, 3]`` integer image offset of ``j`` relative to ``i``
 
-The length of edge ``(j, i)`` is ``|(f_j + image - f_i) @ lattice|``.
+The length of edge ``(j, i)`` is ``|(f_j + image - f_i) @ lattice|``. The neighbour search itself
+is in :mod:`matssl_featurizers.neighbors` (numpy only).
 """
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import torch
 
-CUTOFF = 8.0
-MAX_NEIGHBORS = 12
+from .neighbors import CUTOFF, MAX_NEIGHBORS, neighbor_arrays
 
-
-def check_structure(structure) -> None:
-    """Raise a ``TypeError``/``ValueError`` saying why ``structure`` cannot become a graph."""
-    from pymatgen.core import IStructure
-
-    if not isinstance(structure, IStructure):
-        raise TypeError(
-            f"expected a pymatgen Structure, got {type(structure).__name__}"
-            + (" (a Molecule has no lattice; put it in a box first)" if type(structure).__name__ == "Molecule" else "")
-        )
-    if len(structure) == 0:
-        raise ValueError("the structure has no sites")
-    if not structure.is_ordered:
-        raise ValueError(
-            "the structure is disordered (partial occupancies); crystal graphs need one element per site. "
-            "Order it first, e.g. with pymatgen's OrderDisorderedStructureTransformation"
-        )
-    matrix = structure.lattice.matrix
-    if not np.all(np.isfinite(matrix)) or not math.isfinite(structure.volume) or structure.volume < 1e-6:
-        raise ValueError(f"the lattice is degenerate (volume {structure.volume!r} Å^3)")
-    if not np.all(np.isfinite(structure.frac_coords)):
-        raise ValueError("the structure has non-finite site coordinates")
-
-
-def neighbor_arrays(structure, cutoff: float = CUTOFF, max_neighbors: int = MAX_NEIGHBORS) -> dict:
-    """Numpy arrays of the crystal graph of ``structure`` (see module docstring)."""
-    check_structure(structure)
-    centers, neighbors, images, distances = structure.get_neighbor_list(r=cutoff)
-    # Keep the ``max_neighbors`` nearest per centre: sort by centre, then distance.
-    order = np.lexsort((distances, centers))
-    centers, neighbors, images, distances = centers[order], neighbors[order], images[order], distances[order]
-    starts = np.searchsorted(centers, centers, side="left")
-    keep = (np.arange(len(centers)) - starts) < max_neighbors
-    return {
-        "atomic_numbers": np.array([site.specie.Z for site in structure], dtype=np.int64),
-        "frac_coords": np.asarray(structure.frac_coords, dtype=np.float64),
-        "lattice": np.array(structure.lattice.matrix, dtype=np.float64),
-        "edge_index": np.stack([neighbors[keep], centers[keep]]).astype(np.int64),
-        "edge_image": np.rint(images[keep]).astype(np.int64),
-        "distances": distances[keep],
-    }
+UNDERFLOW = -87.0  # exp(-87) ~ 1.6e-38, just above float32's smallest normal number
 
 
 def arrays_to_graph(arrays: dict):
@@ -94,6 +52,27 @@ def collate(graphs):
     from torch_geometric.data import Batch
 
     return Batch.from_data_list(graphs)
+
+
+def collate_arrays(arrays: list[dict]):
+    """Batch the arrays of :func:`neighbor_arrays` of several structures into a PyG ``Batch`` by concatenating
+    them in numpy: the tensors of ``collate([arrays_to_graph(a) for a in arrays])`` without a ``Data`` per graph."""
+    from torch_geometric.data import Batch
+
+    nodes = np.array([len(a["atomic_numbers"]) for a in arrays])
+    edges = np.array([a["edge_index"].shape[1] for a in arrays])
+    ptr = np.concatenate([[0], np.cumsum(nodes)])
+    edge_index = np.concatenate([a["edge_index"] for a in arrays], axis=1) + np.repeat(ptr[:-1], edges)
+    return Batch(
+        atomic_numbers=torch.from_numpy(np.concatenate([a["atomic_numbers"] for a in arrays])),
+        frac_coords=torch.from_numpy(np.concatenate([a["frac_coords"] for a in arrays])).float(),
+        lattice=torch.from_numpy(np.stack([a["lattice"] for a in arrays])).float(),
+        edge_index=torch.from_numpy(edge_index),
+        edge_image=torch.from_numpy(np.concatenate([a["edge_image"] for a in arrays])),
+        batch=torch.from_numpy(np.repeat(np.arange(len(arrays)), nodes)),
+        ptr=torch.from_numpy(ptr),
+        num_nodes=int(ptr[-1]),
+    )
 
 
 def node_graph_index(batch) -> torch.Tensor:
@@ -138,4 +117,7 @@ class GaussianDistance(torch.nn.Module):
         return self.centers.numel()
 
     def forward(self, distances: torch.Tensor) -> torch.Tensor:
-        return torch.exp(-((distances.unsqueeze(-1) - self.centers) ** 2) / self.width**2)
+        exponent = -((distances.unsqueeze(-1) - self.centers) ** 2) / self.width**2
+        # exp takes a slow path on CPU (about 10x) where the result is below float32's smallest normal
+        # number (~1e-38, exponent < -87); those entries are set to 0 instead
+        return torch.where(exponent < UNDERFLOW, 0.0, torch.exp(exponent.clamp(min=UNDERFLOW)))

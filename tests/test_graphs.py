@@ -8,6 +8,7 @@ from matssl_featurizers.graphs import (
     MAX_NEIGHBORS,
     GaussianDistance,
     collate,
+    collate_arrays,
     edge_lengths,
     neighbor_arrays,
     structure_to_graph,
@@ -59,6 +60,26 @@ def test_batch_keeps_graphs_apart(structures):
     batch = collate(graphs)
     assert batch.num_graphs == 4
     np.testing.assert_allclose(edge_lengths(batch).numpy(), torch.cat([edge_lengths(g) for g in graphs]).numpy(), atol=1e-5)
+
+
+def test_collating_numpy_arrays_gives_the_tensors_of_a_pyg_batch(structures):
+    arrays = [neighbor_arrays(s) for s in structures[:30]]
+    expected = collate([structure_to_graph(s) for s in structures[:30]])
+    batch = collate_arrays(arrays)
+    assert batch.num_graphs == expected.num_graphs == 30 and batch.num_nodes == expected.num_nodes
+    for key in ("atomic_numbers", "frac_coords", "lattice", "edge_index", "edge_image", "batch", "ptr"):
+        assert getattr(batch, key).dtype == getattr(expected, key).dtype, key
+        assert torch.equal(getattr(batch, key), getattr(expected, key)), key
+
+
+def test_gaussians_below_exp_minus_87_are_zero_and_the_rest_exact(structures):
+    expansion = GaussianDistance()
+    distances = edge_lengths(structure_to_graph(structures[0]))
+    exponent = -((distances.unsqueeze(-1) - expansion.centers) ** 2) / expansion.width**2
+    out, exact = expansion(distances), torch.exp(exponent)
+    kept = exponent >= -87.0
+    assert torch.equal(out[kept], exact[kept])
+    assert (out[~kept] == 0).all() and (exact[~kept] < 1.7e-38).all() and (~kept).any()
 
 
 def test_site_without_neighbours_gives_a_valid_graph(structures):

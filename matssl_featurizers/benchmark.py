@@ -1,0 +1,215 @@
+"""Throughput and memory of the featurizers on real structures, against matminer's.
+
+    python -m matssl_featurizers.benchmark [--data A.jsonl.gz ...] [-n 2000] [--n-slow 40] [--stream 10000 100000]
+
+Structures are parsed before any clock starts (CIF parsing is not featurization). Every bundled
+model, ElementProperty (magpie, on each structure's composition), SineCoulombMatrix and
+SiteStatsFingerprint (CrystalNN ops preset, on every k-th structure of the same sample) featurize
+the sample in this process; the table gives structures/second and the ratios. Then the default
+model streams ``--stream`` structures (the files interleaved and cycled, CIF parsed lazily) through
+:meth:`~matssl_featurizers.featurizers.SSLStructureFeaturizer.featurize_iter`, each length in a fresh
+process, whose peak RSS is reported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import itertools
+import json
+import multiprocessing
+import resource
+import sys
+import time
+import warnings
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+DATA = Path("..") / "shared" / "data"  # the shared DFT datasets beside a checkout
+DEFAULT_FILES = ("mp_cgcnn.jsonl.gz", "castelli_perovskites.jsonl.gz", "carbon24.jsonl.gz", "jarvis_dft3d.jsonl.gz",
+                 "mp_topology_extra.jsonl.gz")
+TARGETS = {"SineCoulombMatrix": 1.5, "SiteStatsFingerprint": 100.0}
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m matssl_featurizers.benchmark", description=__doc__.split("\n")[0])
+    p.add_argument("--data", nargs="+", type=Path, default=[DATA / name for name in DEFAULT_FILES],
+                   help="JSON Lines (.jsonl[.gz]) with a 'cif' key per line (default: ../shared/data/*)")
+    p.add_argument("-n", type=int, default=2000, help="structures in the sample, taken evenly from the --data files")
+    p.add_argument("--n-slow", type=int, default=40, help="structures of the sample for SiteStatsFingerprint")
+    p.add_argument("--stream", type=int, nargs="*", default=[10_000, 100_000],
+                   help="lengths of the streaming runs (the files interleaved and cycled); none to skip")
+    p.add_argument("--workers", type=int, nargs="*", default=[1], help="n_workers values to time besides 0")
+    p.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--repeat", type=int, default=3, help="timed runs per featurizer; the fastest counts")
+    return p.parse_args(argv)
+
+
+def _parse(line: str):
+    from pymatgen.core import Structure
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return Structure.from_str(json.loads(line)["cif"], fmt="cif")
+
+
+def _lines(path: Path):
+    with gzip.open(path, "rt") if path.suffix == ".gz" else open(path) as handle:
+        yield from (line for line in handle if line.strip())
+
+
+def sample(paths, n: int) -> list:
+    """``n`` parsed structures: the first ``n / len(paths)`` of each file."""
+    per_file = -(-n // len(paths))
+    lines = [line for path in paths for line in itertools.islice(_lines(path), per_file)]
+    return [_parse(line) for line in lines[:n]]
+
+
+def stream(paths, n: int):
+    """``n`` structures, one line of each file in turn (so every stretch has the same mix), each file
+    restarted when it ends, each CIF parsed only when it is reached."""
+    def forever(path):
+        while True:
+            yield from _lines(path)
+
+    interleaved = itertools.chain.from_iterable(zip(*(forever(path) for path in paths)))
+    return (_parse(line) for line in itertools.islice(interleaved, n))
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far, MB.
+
+    On Linux the high-water mark of this process's own memory (``VmHWM``): ``ru_maxrss`` of a spawned
+    child also counts its parent's memory at the fork that preceded the exec.
+    """
+    status = Path("/proc/self/status")
+    if status.is_file():
+        line = next(line for line in status.read_text().splitlines() if line.startswith("VmHWM:"))
+        return int(line.split()[1]) * 1024 / 1e6
+    scale = 1 if sys.platform == "darwin" else 1024  # bytes on macOS, KiB elsewhere
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale / 1e6
+
+
+def _rate(featurize, structures, repeat: int) -> float:
+    """Structures per second of the fastest of ``repeat`` runs."""
+    best = float("inf")
+    for _ in range(repeat):
+        started = time.perf_counter()
+        featurize(structures)
+        best = min(best, time.perf_counter() - started)
+    return len(structures) / best
+
+
+def _stream_run(paths, n: int, model: str, batch_size: int, threads: int) -> tuple[float, int, float]:
+    """Seconds, structures featurized and peak RSS (MB) of streaming ``n`` structures, in this (fresh) process."""
+    import torch
+
+    from .featurizers import SSLStructureFeaturizer
+
+    torch.set_num_threads(threads)
+    featurizer = SSLStructureFeaturizer(model, batch_size=batch_size)
+    started, count = time.perf_counter(), 0
+    for block in featurizer.featurize_iter(stream(paths, n)):
+        count += len(block)
+    return time.perf_counter() - started, count, peak_rss_mb()
+
+
+def stage_times(featurizer, structures) -> dict:
+    """Milliseconds per structure of neighbour search, collation and forward pass."""
+    import torch
+
+    from .graphs import collate_arrays
+    from .neighbors import neighbor_arrays
+
+    size = featurizer.batch_size
+    started = time.perf_counter()
+    graphs = [neighbor_arrays(s) for s in structures]
+    neighbours = time.perf_counter() - started
+    started = time.perf_counter()
+    batches = [collate_arrays(graphs[i:i + size]) for i in range(0, len(graphs), size)]
+    collation = time.perf_counter() - started
+    encoder = featurizer._encoder()
+    started = time.perf_counter()
+    with torch.inference_mode():
+        for batch in batches:
+            encoder(batch.to(featurizer.device))
+    forward = time.perf_counter() - started
+    return {k: 1000 * v / len(structures) for k, v in
+            (("neighbours", neighbours), ("collation", collation), ("forward", forward))}
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    missing = [str(p) for p in args.data if not p.is_file()]
+    if missing:
+        sys.exit(f"not found: {', '.join(missing)} (pass --data)")
+    import torch
+    from matminer.featurizers.composition import ElementProperty
+    from matminer.featurizers.structure import SineCoulombMatrix, SiteStatsFingerprint, StructureComposition
+
+    from .featurizers import SSLStructureFeaturizer
+    from .weights import DEFAULT_MODEL, bundled_index
+
+    torch.set_num_threads(args.threads)
+    warnings.simplefilter("ignore")  # matminer's and pymatgen's about oxidation states and radii
+    structures = sample(args.data, args.n)
+    step = max(1, len(structures) // args.n_slow)
+    slow = structures[::step][:args.n_slow]
+    print(f"{len(structures)} structures from {', '.join(p.name for p in args.data)} "
+          f"(mean {np.mean([len(s) for s in structures]):.1f} sites, max {max(len(s) for s in structures)}); "
+          f"SiteStatsFingerprint on {len(slow)} of them (every {step}th, mean {np.mean([len(s) for s in slow]):.1f} sites); "
+          f"torch threads {args.threads}, batch size {args.batch_size}, fastest of {args.repeat} runs", flush=True)
+
+    rates = {}
+    for model in bundled_index():
+        for workers in [0, *args.workers]:
+            featurizer = SSLStructureFeaturizer(model, batch_size=args.batch_size, n_workers=workers)
+            featurizer.featurize_many(structures[:args.batch_size], pbar=False)  # load weights, start workers
+            name = model if workers == 0 else f"{model} (n_workers={workers})"
+            rates[name] = _rate(lambda s: featurizer.featurize_many(s, pbar=False), structures, args.repeat)
+            print(f"  {name}: {rates[name]:.0f} structures/s", flush=True)
+    magpie = StructureComposition(ElementProperty.from_preset("magpie", impute_nan=True))
+    scm = SineCoulombMatrix(flatten=True).fit(structures)
+    ssf = SiteStatsFingerprint.from_preset("CrystalNNFingerprint_ops")
+    baselines = {"ElementProperty": (magpie, structures), "SineCoulombMatrix": (scm, structures),
+                 "SiteStatsFingerprint": (ssf, slow)}
+    for name, (featurizer, inputs) in baselines.items():
+        featurizer.set_n_jobs(1)
+        rates[name] = _rate(lambda s: featurizer.featurize_many(s, pbar=False), inputs, args.repeat)
+        print(f"  {name}: {rates[name]:.1f} structures/s", flush=True)
+
+    print()
+    print(f"| featurizer | structures/s | {' | '.join(f'vs {b}' for b in baselines)} |")
+    print("|---|---|" + "---|" * len(baselines))
+    for name, rate in rates.items():
+        print(f"| {name} | {rate:.1f} | " + " | ".join(f"{rate / rates[b]:.2f}x" for b in baselines) + " |")
+    print()
+    models = list(bundled_index())
+    for baseline, target in TARGETS.items():
+        worst = min(models, key=rates.get)
+        ratio = rates[worst] / rates[baseline]
+        print(f"target: every shipped model (in-process) >= {target:g}x {baseline}: slowest is {worst} at {ratio:.1f}x: "
+              + ("met" if ratio >= target else "MISSED"))
+    for workers in args.workers:
+        print(f"speed-up of n_workers={workers} over in-process: "
+              + ", ".join(f"{m} {rates[f'{m} (n_workers={workers})'] / rates[m]:.2f}x" for m in models))
+    stages = stage_times(SSLStructureFeaturizer(DEFAULT_MODEL, batch_size=args.batch_size), structures)
+    print(f"{DEFAULT_MODEL}, ms per structure: " + ", ".join(f"{k} {v:.3f}" for k, v in stages.items()))
+    print(f"peak RSS of this process: {peak_rss_mb():.0f} MB", flush=True)
+
+    context = multiprocessing.get_context("spawn")
+    for n in args.stream:
+        with ProcessPoolExecutor(1, mp_context=context) as pool:
+            seconds, count, rss = pool.submit(_stream_run, args.data, n, DEFAULT_MODEL, args.batch_size,
+                                              args.threads).result()
+        print(f"stream of {count:,} structures ({DEFAULT_MODEL}, CIF parsed lazily, in a fresh process): "
+              f"{seconds:.0f} s ({count / seconds:.0f} structures/s including CIF parsing), peak RSS {rss:.0f} MB",
+              flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,143 @@
+"""Neighbour lists of crystal structures as numpy arrays, in-process or in worker processes.
+
+numpy and pymatgen only (no torch), so worker processes start fast and cannot inherit torch's
+threads. A structure is first reduced to its site arrays (:func:`site_arrays`, cheap, needs the
+``Structure``); the neighbour search (:func:`graph_arrays`) needs only those arrays, which are all
+that travels to a worker process. :func:`graph_batches` reads any iterable of structures lazily, one batch
+at a time, so memory does not grow with its length.
+"""
+
+from __future__ import annotations
+
+import math
+import multiprocessing
+from collections import deque
+from concurrent.futures import ProcessPoolExecutor
+from itertools import islice
+
+import numpy as np
+
+CUTOFF = 8.0
+MAX_NEIGHBORS = 12
+NUMERICAL_TOL = 1e-8  # pymatgen's: sites closer than this are the same site
+
+
+def check_structure(structure) -> None:
+    """Raise a ``TypeError``/``ValueError`` saying why ``structure`` cannot become a graph."""
+    from pymatgen.core import IStructure
+
+    if not isinstance(structure, IStructure):
+        raise TypeError(
+            f"expected a pymatgen Structure, got {type(structure).__name__}"
+            + (" (a Molecule has no lattice; put it in a box first)" if type(structure).__name__ == "Molecule" else "")
+        )
+    if len(structure) == 0:
+        raise ValueError("the structure has no sites")
+    if not structure.is_ordered:
+        raise ValueError(
+            "the structure is disordered (partial occupancies); crystal graphs need one element per site. "
+            "Order it first, e.g. with pymatgen's OrderDisorderedStructureTransformation"
+        )
+    matrix = structure.lattice.matrix
+    if not np.all(np.isfinite(matrix)) or not math.isfinite(structure.volume) or structure.volume < 1e-6:
+        raise ValueError(f"the lattice is degenerate (volume {structure.volume!r} Å^3)")
+    if not np.all(np.isfinite(structure.frac_coords)):
+        raise ValueError("the structure has non-finite site coordinates")
+
+
+def site_arrays(structure) -> dict:
+    """The checked sites of ``structure``: ``atomic_numbers``, ``frac_coords``, ``cart_coords`` (pymatgen's own,
+    so that neighbour distances are bit for bit pymatgen's), ``lattice`` (rows) and ``pbc``."""
+    check_structure(structure)
+    return {
+        "atomic_numbers": np.array(structure.atomic_numbers, dtype=np.int64),
+        "frac_coords": np.asarray(structure.frac_coords, dtype=np.float64),
+        "cart_coords": np.ascontiguousarray(structure.cart_coords, dtype=np.float64),
+        "lattice": np.array(structure.lattice.matrix, dtype=np.float64),
+        "pbc": np.array(structure.pbc, dtype=np.int64),
+    }
+
+
+def graph_arrays(sites: dict, cutoff: float = CUTOFF, max_neighbors: int = MAX_NEIGHBORS) -> dict:
+    """Crystal graph arrays (see :mod:`matssl_featurizers.graphs`) of :func:`site_arrays`.
+
+    The same search as pymatgen's ``Structure.get_neighbor_list`` (``find_points_in_spheres``, self
+    pairs dropped), then the ``max_neighbors`` nearest per centre.
+    """
+    from pymatgen.optimization.neighbors import find_points_in_spheres
+
+    cart = sites["cart_coords"]
+    centers, neighbors, images, distances = find_points_in_spheres(
+        cart, cart, r=cutoff, pbc=np.ascontiguousarray(sites["pbc"]), lattice=np.ascontiguousarray(sites["lattice"]),
+        tol=NUMERICAL_TOL)
+    other = ~((centers == neighbors) & (distances <= NUMERICAL_TOL))
+    # Keep the ``max_neighbors`` nearest per centre: sort by centre, then distance.
+    order = np.lexsort((distances[other], centers[other]))
+    centers, neighbors = centers[other][order], neighbors[other][order]
+    images, distances = images[other][order], distances[other][order]
+    starts = np.searchsorted(centers, centers, side="left")
+    keep = (np.arange(len(centers)) - starts) < max_neighbors
+    return {
+        "atomic_numbers": sites["atomic_numbers"],
+        "frac_coords": sites["frac_coords"],
+        "lattice": sites["lattice"],
+        "edge_index": np.stack([neighbors[keep], centers[keep]]).astype(np.int64),
+        "edge_image": np.rint(images[keep]).astype(np.int64),
+        "distances": distances[keep],
+    }
+
+
+def neighbor_arrays(structure, cutoff: float = CUTOFF, max_neighbors: int = MAX_NEIGHBORS) -> dict:
+    """Numpy arrays of the crystal graph of ``structure``."""
+    return graph_arrays(site_arrays(structure), cutoff, max_neighbors)
+
+
+def _graphs_or_errors(sites: list, cutoff: float, max_neighbors: int) -> list:
+    """:func:`graph_arrays` of each entry, or the exception it raised; entries that are already exceptions pass."""
+    out = []
+    for entry in sites:
+        try:
+            out.append(entry if isinstance(entry, Exception) else graph_arrays(entry, cutoff, max_neighbors))
+        except Exception as err:
+            out.append(err)
+    return out
+
+
+def _sites_or_errors(structures: list) -> list:
+    """:func:`site_arrays` of each structure, or the exception that says why it cannot become a graph."""
+    out = []
+    for structure in structures:
+        try:
+            out.append(site_arrays(structure))
+        except Exception as err:
+            out.append(err)
+    return out
+
+
+def worker_pool(n_workers: int) -> ProcessPoolExecutor:
+    """Processes for :func:`graph_batches`, started with ``spawn``: they never inherit torch's threads
+    (a forked child of a process running torch can hang), and this module needs only numpy and pymatgen."""
+    return ProcessPoolExecutor(n_workers, mp_context=multiprocessing.get_context("spawn"))
+
+
+def graph_batches(structures, batch_size: int, pool: ProcessPoolExecutor | None = None, in_flight: int = 2,
+                  cutoff: float = CUTOFF, max_neighbors: int = MAX_NEIGHBORS):
+    """Yield, per ``batch_size`` consecutive structures of the iterable ``structures`` (read lazily), a
+    list with the graph arrays of each, or the exception that says why it has none.
+
+    With a ``pool`` (:func:`worker_pool`) the neighbour search runs in its processes while the caller
+    uses the previous batches; at most ``in_flight`` batches are submitted ahead.
+    """
+    iterator = iter(structures)
+    chunks = iter(lambda: _sites_or_errors(list(islice(iterator, batch_size))), [])
+    if pool is None:
+        for sites in chunks:
+            yield _graphs_or_errors(sites, cutoff, max_neighbors)
+        return
+    pending = deque()
+    for sites in chunks:
+        pending.append(pool.submit(_graphs_or_errors, sites, cutoff, max_neighbors))
+        if len(pending) >= in_flight:
+            yield pending.popleft().result()
+    while pending:
+        yield pending.popleft().result()

@@ -1,0 +1,72 @@
+import numpy as np
+import pytest
+from pymatgen.core import Molecule
+
+from matssl_featurizers.neighbors import (
+    CUTOFF,
+    MAX_NEIGHBORS,
+    graph_arrays,
+    graph_batches,
+    neighbor_arrays,
+    site_arrays,
+    worker_pool,
+)
+
+
+def _from_structure_neighbor_list(structure):
+    """The graph arrays as built from ``Structure.get_neighbor_list`` itself."""
+    centers, neighbors, images, distances = structure.get_neighbor_list(r=CUTOFF)
+    order = np.lexsort((distances, centers))
+    centers, neighbors, images, distances = centers[order], neighbors[order], images[order], distances[order]
+    keep = (np.arange(len(centers)) - np.searchsorted(centers, centers)) < MAX_NEIGHBORS
+    return {"edge_index": np.stack([neighbors[keep], centers[keep]]), "edge_image": np.rint(images[keep]),
+            "distances": distances[keep]}
+
+
+def test_the_search_on_site_arrays_is_bit_for_bit_pymatgens(structures):
+    for structure in structures:
+        ours, theirs = neighbor_arrays(structure), _from_structure_neighbor_list(structure)
+        for key, value in theirs.items():
+            np.testing.assert_array_equal(ours[key], value, err_msg=key)
+        np.testing.assert_array_equal(ours["atomic_numbers"], [site.specie.Z for site in structure])
+
+
+def _batch_equal(a, b):
+    assert len(a) == len(b)
+    for x, y in zip(a, b):
+        if isinstance(x, Exception):
+            assert type(x) is type(y) and str(x) == str(y)
+        else:
+            assert x.keys() == y.keys() and all(np.array_equal(x[k], y[k]) for k in x)
+
+
+def test_batches_are_read_lazily_and_worker_processes_give_the_same_graphs(structures):
+    molecule = Molecule(["C", "O"], [[0, 0, 0], [0, 0, 1.13]])
+    entries = [*structures[:20], molecule, *structures[20:45]]
+    taken = []
+
+    def counted():
+        for entry in entries:
+            taken.append(1)
+            yield entry
+
+    batches = graph_batches(counted(), batch_size=8)
+    first = next(batches)
+    assert len(first) == 8 and len(taken) == 8, "one batch read, no more"
+    in_process = [first, *batches]
+    assert [len(b) for b in in_process] == [8, 8, 8, 8, 8, 6]
+    assert isinstance(in_process[2][4], TypeError) and "Molecule" in str(in_process[2][4])
+    with worker_pool(2) as pool:
+        in_workers = list(graph_batches(iter(entries), batch_size=8, pool=pool, in_flight=3))
+    for a, b in zip(in_process, in_workers):
+        _batch_equal(a, b)
+
+
+def test_site_arrays_refuse_what_cannot_become_a_graph(structures):
+    disordered = structures[0].copy()
+    disordered.replace(0, {"Fe": 0.5, "Co": 0.5})
+    with pytest.raises(ValueError, match="disordered"):
+        site_arrays(disordered)
+    sites = site_arrays(structures[3])
+    assert set(sites) == {"atomic_numbers", "frac_coords", "cart_coords", "lattice", "pbc"}
+    assert graph_arrays(sites)["edge_index"].shape[1] == MAX_NEIGHBORS * len(structures[3])
