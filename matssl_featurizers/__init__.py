@@ -10,6 +10,8 @@ _LAZY = {
     "CrystalTwinsFeaturizer": "featurizers",
     "CrystalCLRFeaturizer": "featurizers",
     "CDSSLFeaturizer": "featurizers",
+    "CrysAtomFeaturizer": "composition",
+    "load_atom_vectors": "atom_vectors",
     "list_models": "weights",
     "load_encoder": "weights",
     "structure_to_graph": "graphs",

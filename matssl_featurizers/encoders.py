@@ -25,18 +25,37 @@ def element_table(name: str) -> torch.Tensor:
     rows of elements the table lacks are NaN.
 
     ``"cgcnn92"``: the 92-dim one-hot-style atom features of CGCNN (from matminer's data files).
+    ``"crysatom"`` (or another bundled table of :mod:`matssl_featurizers.atom_vectors`): learned
+    CrysAtom vectors, fixed inputs as in the CrysAtom paper.
     """
+    from .atom_vectors import bundled_atom_vectors, load_atom_vectors
+
     if name == "cgcnn92":
         path = resources.files("matminer.utils.data_files") / "cgcnn_atom_feature.json"
         table = {int(z): v for z, v in json.loads(path.read_text()).items()}
+    elif name in bundled_atom_vectors():
+        from pymatgen.core import Element
+
+        table = {Element(symbol).Z: row.tolist() for symbol, row in load_atom_vectors(name).iterrows()}
     else:
-        raise ValueError(f"unknown element table {name!r}; known: 'cgcnn92'")
+        raise ValueError(f"unknown element table {name!r}; known: 'cgcnn92', {', '.join(map(repr, bundled_atom_vectors()))}")
     dim = len(next(iter(table.values())))
     out = torch.full((N_ELEMENTS + 1, dim), float("nan"))
     out[MASK_TOKEN] = 0.0
     for z, vec in table.items():
         out[z] = torch.tensor(vec, dtype=torch.float32)
     return out
+
+
+def check_atomic_numbers(atomic_numbers: torch.Tensor) -> None:
+    """Raise ``ValueError`` for atomic numbers outside 0 (mask token) .. 118, e.g. of a pymatgen ``DummySpecies``."""
+    bad = (atomic_numbers < 0) | (atomic_numbers > N_ELEMENTS)
+    if bad.any():
+        values = sorted(set(atomic_numbers[bad].tolist()))
+        raise ValueError(
+            f"atomic number(s) {', '.join(map(str, values[:5]))} are not chemical elements (a pymatgen DummySpecies?); "
+            "only elements H to Og have input vectors"
+        )
 
 
 class CGCNNConv(nn.Module):
@@ -85,7 +104,8 @@ class CGCNNEncoder(nn.Module):
 
     Args:
         atom_input: ``"embedding"`` (a learned vector per element) or the name of a fixed
-            per-element table (``"cgcnn92"``), mapped to ``atom_fea_len`` by a linear layer.
+            per-element table (``"cgcnn92"``, ``"crysatom"``: see :func:`element_table`), mapped to
+            ``atom_fea_len`` by a linear layer.
         atom_fea_len: node feature width ``F``.
         n_conv: number of convolutions.
         out_dim: width of the structure vector (CGCNN's ``h_fea_len``); 0 returns the pooled ``F``.
@@ -134,6 +154,7 @@ class CGCNNEncoder(nn.Module):
 
     def embed_atoms(self, atomic_numbers: torch.Tensor) -> torch.Tensor:
         """Input node features ``[N, F]``; raises ``ValueError`` for elements without an input vector."""
+        check_atomic_numbers(atomic_numbers)
         if self.atom_input == "embedding":
             return self.embedding(atomic_numbers)
         vectors = self.element_table[atomic_numbers]
@@ -164,7 +185,8 @@ class CGCNNEncoder(nn.Module):
 
 def softplus2(x: torch.Tensor) -> torch.Tensor:
     """MEGNet's activation, ``softplus(x) - log 2`` (zero at zero)."""
-    return F.softplus(x) - 0.6931471805599453
+    # in place: one tensor less per layer; autograd allows it, softplus's backward uses its input only
+    return F.softplus(x).sub_(0.6931471805599453)
 
 
 class MLP(nn.Module):
@@ -266,6 +288,7 @@ class MEGNetEncoder(nn.Module):
     def _run(self, batch):
         node_graph = node_graph_index(batch)
         n_graphs = int(getattr(batch, "num_graphs", 1))
+        check_atomic_numbers(batch.atomic_numbers)
         v = self.node_in(self.embedding(batch.atomic_numbers))
         e = self.edge_in(self.distance(edge_lengths(batch)))
         u = self.state0.expand(n_graphs, -1)

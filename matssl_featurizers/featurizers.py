@@ -75,7 +75,43 @@ def _with_context(err: BaseException, message: str) -> BaseException:
     return new
 
 
-class SSLStructureFeaturizer(BaseFeaturizer):
+def entry_error(err: BaseException, index: int) -> BaseException:
+    """``err`` re-raised for entry ``index`` of ``featurize_many``, tagged so that
+    :meth:`InProcessFeaturizer.featurize_dataframe` can name the DataFrame row."""
+    raised = _with_context(err, f"cannot featurize entry {index}: {err}\n{SKIP_HINT}")
+    raised.entry_index, raised.reason = index, str(err)
+    return raised
+
+
+class InProcessFeaturizer(BaseFeaturizer):
+    """A matminer featurizer that works in this process (``n_jobs`` is 1: matminer's fork pool hangs in a
+    process where torch has run), names the DataFrame row an error comes from, and never pickles the
+    ``_cached_*`` state it loads lazily."""
+
+    _n_jobs = 1
+
+    def __getstate__(self):
+        return {k: v for k, v in self.__dict__.items() if not k.startswith("_cached_")}
+
+    def featurize_dataframe(self, df, col_id, *args, **kwargs):
+        """As ``BaseFeaturizer.featurize_dataframe``; an error names the DataFrame row that caused it."""
+        try:
+            return super().featurize_dataframe(df, col_id, *args, **kwargs)
+        except Exception as err:
+            if not hasattr(err, "entry_index"):
+                raise
+            label = df.index[err.entry_index]
+            raise _with_context(err, f"cannot featurize row {label!r} (column {col_id!r}): {err.reason}\n{SKIP_HINT}") from err
+
+    def get_feature_names_out(self, input_features=None):
+        """Feature names for scikit-learn's ``set_output`` and pipelines."""
+        return np.asarray(self.feature_labels(), dtype=object)
+
+    def implementors(self):
+        return ["matssl-featurizers developers"]
+
+
+class SSLStructureFeaturizer(InProcessFeaturizer):
     """Structure vectors from a self-supervised pretrained crystal graph encoder.
 
     The structure becomes a CGCNN crystal graph (8 Å cutoff, 12 nearest neighbours) and the
@@ -88,16 +124,21 @@ class SSLStructureFeaturizer(BaseFeaturizer):
             ``"hf://OWNER/REPO[@REVISION]"``. ``None`` uses the bundled files of ``model``.
         batch_size: structures per forward pass.
         device: torch device, e.g. ``"cpu"`` or ``"cuda"``.
+        n_workers: processes that search neighbours while the model runs (0: in-process). Started with
+            ``spawn`` on first use and kept for later calls (not pickled); a script using them needs the
+            ``if __name__ == "__main__":`` guard.
 
-    Featurization runs in-process and batches structures itself (matminer's fork pool hangs after
-    torch has started threads), so ``n_jobs`` is not used.
+    Batches go through the model in this process (matminer's fork pool hangs after torch has started
+    threads), so ``n_jobs`` is not used. :meth:`featurize_iter` streams any iterable in bounded memory.
     """
 
-    def __init__(self, model: str = weights_io.DEFAULT_MODEL, weights: str | None = None, batch_size: int = 64, device: str = "cpu"):
+    def __init__(self, model: str = weights_io.DEFAULT_MODEL, weights: str | None = None, batch_size: int = 64,
+                 device: str = "cpu", n_workers: int = 0):
         self.model = model
         self.weights = weights
         self.batch_size = batch_size
         self.device = device
+        self.n_workers = n_workers
 
     # -- lazy model -------------------------------------------------------------------------
     @property
@@ -119,30 +160,82 @@ class SSLStructureFeaturizer(BaseFeaturizer):
             self._cached_encoder = cached
         return cached[1]
 
-    def __getstate__(self):
-        state = dict(self.__dict__)
-        state.pop("_cached_encoder", None)
-        return state
+    def _pool(self):
+        """The neighbour-search worker processes (``None`` when ``n_workers`` is 0)."""
+        if self.n_workers <= 0:
+            return None
+        cached = self.__dict__.get("_cached_pool")
+        if cached is None or cached[0] != self.n_workers:
+            from .neighbors import worker_pool
+
+            if cached is not None:
+                cached[1].shutdown()
+            cached = (self.n_workers, worker_pool(self.n_workers))
+            self._cached_pool = cached
+        return cached[1]
 
     @property
     def n_features(self) -> int:
         return weights_io.feature_length(self._config())
 
-    def _forward(self, graphs) -> np.ndarray:
-        """Structure vectors ``[len(graphs), n_features]`` (float64) of a list of crystal graphs."""
+    def _forward(self, graphs: list[dict]) -> np.ndarray:
+        """Structure vectors ``[len(graphs), n_features]`` (float64) of a list of graph arrays."""
         import torch
 
-        from .graphs import collate
+        from .graphs import collate_arrays
 
         with torch.inference_mode():
-            return self._encoder()(collate(graphs).to(self.device)).double().cpu().numpy()
+            return self._encoder()(collate_arrays(graphs).to(self.device)).double().cpu().numpy()
+
+    def _vectors(self, graphs: list) -> tuple[np.ndarray, list]:
+        """Vectors ``[len(graphs), n_features]`` of graph arrays (or exceptions), and per entry the exception
+        that kept it from a finite vector (``None`` where it has one; its row is then NaN)."""
+        vectors = np.full((len(graphs), self.n_features), np.nan)
+        errors = [g if isinstance(g, Exception) else None for g in graphs]
+        ok = [i for i, err in enumerate(errors) if err is None]
+        if ok:
+            try:
+                vectors[ok] = self._forward([graphs[i] for i in ok])
+            except Exception:  # find the entries that fail on their own
+                for i in ok:
+                    try:
+                        vectors[i] = self._forward([graphs[i]])[0]
+                    except Exception as err:
+                        errors[i] = err
+        for i in ok:
+            if errors[i] is None and not np.all(np.isfinite(vectors[i])):
+                errors[i] = ValueError("the encoder returned non-finite values")
+                vectors[i] = np.nan
+        return vectors, errors
+
+    def _blocks(self, structures):
+        """``(vectors, errors)`` of :meth:`_vectors` per batch of the iterable ``structures``, built lazily."""
+        from .neighbors import graph_batches
+
+        for graphs in graph_batches(structures, self.batch_size, self._pool(), in_flight=2 * self.n_workers):
+            yield self._vectors(graphs)
+
+    def featurize_iter(self, structures, ignore_errors: bool = False):
+        """Yield a float64 block ``[k, n_features]`` per batch (``k <= batch_size``) of any iterable of
+        ``Structure`` objects, in order; reads the iterable lazily, so memory does not grow with its length.
+
+        A structure that cannot be featurized raises, naming its position in the stream; with
+        ``ignore_errors`` its row is NaN.
+        """
+        start = 0
+        for vectors, errors in self._blocks(structures):
+            for i, err in enumerate(errors):
+                if err is not None and not ignore_errors:
+                    raise entry_error(err, start + i) from err
+            start += len(errors)
+            yield vectors
 
     # -- matminer API -----------------------------------------------------------------------
     def featurize(self, structure):
         """Feature vector (list of floats) of one pymatgen ``Structure``."""
-        from .graphs import structure_to_graph
+        from .neighbors import neighbor_arrays
 
-        vector = self._forward([structure_to_graph(structure)])[0]
+        vector = self._forward([neighbor_arrays(structure)])[0]
         if not np.all(np.isfinite(vector)):
             raise ValueError("the encoder returned non-finite values")
         return vector.tolist()
@@ -154,70 +247,27 @@ class SSLStructureFeaturizer(BaseFeaturizer):
         NaNs (and, with ``return_errors``, its traceback as a last element), else the error is raised
         naming the entry's position.
         """
-        from .graphs import structure_to_graph
-
         if return_errors and not ignore_errors:
             raise ValueError("Please set ignore_errors to True to use return_errors.")
         items = _entries_as_list(entries)
         if not items:
             return []
-        n = self.n_features
-        rows: list = [None] * len(items)
-
-        def fail(index, err):
-            if not ignore_errors:
-                raised = _with_context(err, f"cannot featurize entry {index}: {err}\n{SKIP_HINT}")
-                raised.entry_index, raised.reason = index, str(err)
-                raise raised from err
-            rows[index] = [float("nan")] * n + (["".join(traceback.format_exception(err))] if return_errors else [])
-
+        rows: list = []
         progress = tqdm(total=len(items), desc=type(self).__name__, disable=not pbar)
-        for start in range(0, len(items), self.batch_size):
-            indices, graphs = [], []
-            for index in range(start, min(start + self.batch_size, len(items))):
-                try:
-                    graphs.append(structure_to_graph(items[index]))
-                    indices.append(index)
-                except Exception as err:
-                    fail(index, err)
-            if graphs:
-                try:
-                    vectors = self._forward(graphs)
-                except Exception:  # find the entries that fail on their own
-                    vectors = []
-                    for index, graph in zip(indices, graphs):
-                        try:
-                            vectors.append(self._forward([graph])[0])
-                        except Exception as err:
-                            fail(index, err)
-                            vectors.append(None)
-                for index, vector in zip(indices, vectors):
-                    if vector is None:
-                        continue
-                    if not np.all(np.isfinite(vector)):
-                        fail(index, ValueError("the encoder returned non-finite values"))
-                        continue
-                    rows[index] = vector.tolist() + ([float("nan")] if return_errors else [])
-            progress.update(min(self.batch_size, len(items) - start))
+        for vectors, errors in self._blocks(items):
+            for vector, err in zip(vectors, errors):
+                if err is None:
+                    rows.append(vector.tolist() + ([float("nan")] if return_errors else []))
+                elif ignore_errors:
+                    rows.append(vector.tolist() + (["".join(traceback.format_exception(err))] if return_errors else []))
+                else:
+                    raise entry_error(err, len(rows)) from err
+            progress.update(len(errors))
         progress.close()
         return rows
 
-    def featurize_dataframe(self, df, col_id, *args, **kwargs):
-        """As ``BaseFeaturizer.featurize_dataframe``; an error names the DataFrame row that caused it."""
-        try:
-            return super().featurize_dataframe(df, col_id, *args, **kwargs)
-        except Exception as err:
-            if not hasattr(err, "entry_index"):
-                raise
-            label = df.index[err.entry_index]
-            raise _with_context(err, f"cannot featurize row {label!r} (column {col_id!r}): {err.reason}\n{SKIP_HINT}") from err
-
     def feature_labels(self):
         return [f"{self.model}_{i}" for i in range(self.n_features)]
-
-    def get_feature_names_out(self, input_features=None):
-        """Feature names for scikit-learn's ``set_output`` and pipelines."""
-        return np.asarray(self.feature_labels(), dtype=object)
 
     def citations(self):
         try:
@@ -228,9 +278,6 @@ class SSLStructureFeaturizer(BaseFeaturizer):
         method = [METHOD_CITATIONS[self.model]] if self.model in METHOD_CITATIONS else []
         return ARCHITECTURE_CITATIONS.get(architecture, []) + method
 
-    def implementors(self):
-        return ["matssl-featurizers developers"]
-
 
 class CrystalTwinsFeaturizer(SSLStructureFeaturizer):
     """Crystal Twins structure vectors: CGCNN pretrained with the Barlow Twins loss on two augmented
@@ -239,8 +286,8 @@ class CrystalTwinsFeaturizer(SSLStructureFeaturizer):
     Args: as :class:`SSLStructureFeaturizer`, with ``model="crystal-twins"``.
     """
 
-    def __init__(self, weights: str | None = None, batch_size: int = 64, device: str = "cpu"):
-        super().__init__(model="crystal-twins", weights=weights, batch_size=batch_size, device=device)
+    def __init__(self, weights: str | None = None, batch_size: int = 64, device: str = "cpu", n_workers: int = 0):
+        super().__init__(model="crystal-twins", weights=weights, batch_size=batch_size, device=device, n_workers=n_workers)
 
 
 class CrystalCLRFeaturizer(SSLStructureFeaturizer):
@@ -251,8 +298,8 @@ class CrystalCLRFeaturizer(SSLStructureFeaturizer):
     Args: as :class:`SSLStructureFeaturizer`, with ``model="crystalclr"``.
     """
 
-    def __init__(self, weights: str | None = None, batch_size: int = 64, device: str = "cpu"):
-        super().__init__(model="crystalclr", weights=weights, batch_size=batch_size, device=device)
+    def __init__(self, weights: str | None = None, batch_size: int = 64, device: str = "cpu", n_workers: int = 0):
+        super().__init__(model="crystalclr", weights=weights, batch_size=batch_size, device=device, n_workers=n_workers)
 
 
 class CDSSLFeaturizer(SSLStructureFeaturizer):
@@ -263,5 +310,5 @@ class CDSSLFeaturizer(SSLStructureFeaturizer):
     Args: as :class:`SSLStructureFeaturizer`, with ``model="cdssl"``.
     """
 
-    def __init__(self, weights: str | None = None, batch_size: int = 64, device: str = "cpu"):
-        super().__init__(model="cdssl", weights=weights, batch_size=batch_size, device=device)
+    def __init__(self, weights: str | None = None, batch_size: int = 64, device: str = "cpu", n_workers: int = 0):
+        super().__init__(model="cdssl", weights=weights, batch_size=batch_size, device=device, n_workers=n_workers)

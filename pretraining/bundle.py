@@ -1,7 +1,8 @@
-"""Ship an exported model inside the package: copy its files and record their sha256.
+"""Ship an exported model or atom-vector table inside the package: copy its files and record their sha256.
 
     python -m pretraining.bundle runs/ct --name crystal-twins --method crystal-twins \\
         --trained-on "mp_cgcnn + castelli_perovskites + carbon24 (49,732 structures)"
+    python -m pretraining.bundle runs/crysatom-vectors --name crysatom --atom-vectors --trained-on "..."
 """
 
 from __future__ import annotations
@@ -12,27 +13,42 @@ import shutil
 import sys
 from pathlib import Path
 
-from matssl_featurizers import weights
+from matssl_featurizers import atom_vectors, weights
 
 FILES = (weights.CONFIG_NAME, weights.WEIGHTS_NAME, weights.CARD_NAME)
 
 
+def _record(index_name: str, name: str, entry: dict) -> None:
+    index_path = weights.bundled_root() / index_name
+    index = json.loads(index_path.read_text())
+    index[name] = entry
+    index_path.write_text(json.dumps(index, indent=2, sort_keys=True) + "\n")
+
+
 def bundle(source: Path, name: str, method: str, trained_on: str) -> Path:
     weights.load_encoder(source)  # refuse anything the loader would refuse
-    root = weights.bundled_root()
-    target = root / name
+    target = weights.bundled_root() / name
     target.mkdir(parents=True, exist_ok=True)
     for file in FILES:
         shutil.copyfile(source / file, target / file)
-    index_path = root / "index.json"
-    index = json.loads(index_path.read_text())
-    index[name] = {
+    _record("index.json", name, {
         "directory": name,
         "method": method,
         "trained_on": trained_on,
         "sha256": {file: weights.sha256(target / file) for file in (weights.CONFIG_NAME, weights.WEIGHTS_NAME)},
-    }
-    index_path.write_text(json.dumps(index, indent=2, sort_keys=True) + "\n")
+    })
+    return target
+
+
+def bundle_atom_vectors(source: Path, name: str, trained_on: str) -> Path:
+    atom_vectors.load_atom_vectors(source)  # refuse anything the loader would refuse
+    target = weights.bundled_root() / name
+    target.mkdir(parents=True, exist_ok=True)
+    for file in (atom_vectors.ATOM_VECTORS_NAME, weights.CARD_NAME):
+        shutil.copyfile(Path(source) / file, target / file)
+    file = f"{name}/{atom_vectors.ATOM_VECTORS_NAME}"
+    _record("atom_vectors.json", name, {"file": file, "trained_on": trained_on,
+                                        "sha256": weights.sha256(weights.bundled_root() / file)})
     return target
 
 
@@ -40,10 +56,16 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m pretraining.bundle", description=__doc__.split("\n")[0])
     p.add_argument("source", type=Path)
     p.add_argument("--name", required=True)
-    p.add_argument("--method", required=True)
+    p.add_argument("--method", help="the pretraining method of a model (not needed with --atom-vectors)")
     p.add_argument("--trained-on", required=True)
+    p.add_argument("--atom-vectors", action="store_true", help="SOURCE holds atom_vectors.csv, not an encoder")
     args = p.parse_args(argv)
-    print(bundle(args.source, args.name, args.method, args.trained_on))
+    if args.atom_vectors:
+        print(bundle_atom_vectors(args.source, args.name, args.trained_on))
+    elif args.method is None:
+        p.error("--method is required for a model")
+    else:
+        print(bundle(args.source, args.name, args.method, args.trained_on))
     return 0
 
 

@@ -121,8 +121,10 @@ def featurize(name: str, structures: list, seed: int, scratch: Path) -> np.ndarr
     return np.array(rows, dtype=float)
 
 
-def evaluate(features: dict, y: np.ndarray, folds: int, train_sizes, seed: int, progress=True) -> list[dict]:
-    """MAE per featurizer, training size and fold, on identical folds."""
+def evaluate(features: dict, y: np.ndarray, folds: int, train_sizes, seed: int, progress=True,
+             max_features=1.0) -> list[dict]:
+    """MAE per featurizer, training size and fold, on identical folds (``max_features``: the random
+    forest's, scikit-learn's default 1.0 = all features at every split)."""
     from sklearn.ensemble import RandomForestRegressor
     from sklearn.model_selection import KFold
 
@@ -134,7 +136,7 @@ def evaluate(features: dict, y: np.ndarray, folds: int, train_sizes, seed: int, 
             for fold, (train, test) in enumerate(splits):
                 if size != "all":
                     train = np.random.default_rng(seed + fold).permutation(train)[: int(size)]
-                model = RandomForestRegressor(random_state=seed, n_jobs=-1).fit(X[train], y[train])
+                model = RandomForestRegressor(random_state=seed, n_jobs=-1, max_features=max_features).fit(X[train], y[train])
                 mae = float(np.mean(np.abs(model.predict(X[test]) - y[test])))
                 results.append({"featurizer": name, "train_size": size if size == "all" else int(size),
                                 "n_train": int(len(train)), "fold": fold, "mae": mae})
@@ -172,13 +174,23 @@ def markdown_table(results: pd.DataFrame, shapes: dict) -> str:
     return "\n".join(lines)
 
 
+def write_results(out: Path, text: str, payload: dict, card_dir: Path | None = None) -> None:
+    """Write ``results.md`` (``text``) and ``results.json`` (``payload``) to ``out``, print the text and,
+    with ``card_dir``, make it the evaluation section of that model's card."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.md").write_text(text)
+    (out / "results.json").write_text(json.dumps(payload, indent=1))
+    print(text)
+    if card_dir is not None:
+        card.set_evaluation(card_dir / "README.md", text)
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     command = "python -m pretraining.evaluate " + " ".join(shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
     targets = [t.strip() for t in args.target.split(",")]
     names = [n.strip() for n in args.featurizers.split(",")]
     train_sizes = [s if s == "all" else int(s) for s in args.train_sizes.split(",")]
-    args.out.mkdir(parents=True, exist_ok=True)
     df = load_labelled(args.data, targets, args.limit, args.seed)
     structures = list(df["structure"])
     with tempfile.TemporaryDirectory() as scratch:  # concatenations ("a+b") featurize each part once
@@ -201,13 +213,9 @@ def main(argv=None) -> int:
                f"{int(ok.sum())} structures from {', '.join(Path(p).name for p in args.data)}"
                + (f" ({dropped} dropped: a featurizer failed on them)" if dropped else "") + ".")
     text = f"{summary}\n\nCommand: `{command}`\n\n{table}\n"
-    (args.out / "results.md").write_text(text)
-    (args.out / "results.json").write_text(json.dumps({"command": command, "n_structures": int(ok.sum()), "dropped": dropped,
-                                                        "targets": targets, "features": {n: {"n_features": f, "effective_rank": r} for n, (f, r) in shapes.items()},
-                                                        "results": records}, indent=1))
-    print(text)
-    if args.card is not None:
-        card.set_evaluation(args.card / "README.md", text)
+    write_results(args.out, text, {"command": command, "n_structures": int(ok.sum()), "dropped": dropped, "targets": targets,
+                                   "features": {n: {"n_features": f, "effective_rank": r} for n, (f, r) in shapes.items()},
+                                   "results": records}, args.card)
     return 0
 
 

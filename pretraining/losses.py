@@ -68,10 +68,31 @@ def composition_similarity_loss(z_a: torch.Tensor, z_b: torch.Tensor, elements: 
     (so it always holds ``i``'s own partner view).
     Shapes: ``z_a, z_b [N, D]``; ``elements [N, 119]`` 0/1 element presence of each crystal -> scalar.
     """
-    n = z_a.shape[0]
     log_p = _log_softmax_over_others(torch.cat([z_a, z_b]), temperature)
     presence = torch.cat([elements, elements]).to(z_a.dtype)
     positive = (presence @ presence.T) > 0
     positive.fill_diagonal_(False)
     log_p = log_p.masked_fill(~positive, float("-inf"))
     return -(torch.logsumexp(log_p, dim=1) - positive.sum(1).to(z_a.dtype).log()).mean()
+
+
+def node_feature_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    r"""Node-feature reconstruction (CrysAtom): binary cross-entropy between decoded logits and the
+    0/1 element features of CGCNN, averaged over nodes and features; rows of ``target`` holding NaN
+    (elements the table lacks) are left out.
+
+    .. math:: \mathcal{L}_F = -\frac{1}{N K} \sum_{i,k} x_{ik} \log \sigma(\hat x_{ik}) + (1 - x_{ik}) \log(1 - \sigma(\hat x_{ik}))
+
+    Shapes: ``logits, target [N, K]`` -> scalar.
+    """
+    known = ~torch.isnan(target).any(dim=1)
+    return torch.nn.functional.binary_cross_entropy_with_logits(logits[known], target[known])
+
+
+def connectivity_loss(logits: torch.Tensor, multiplicity: torch.Tensor) -> torch.Tensor:
+    r"""Connectivity reconstruction (CrysAtom): cross-entropy of the predicted number of edges between
+    two nodes (class ``m`` = ``m`` edges, 0 = not connected).
+
+    Shapes: ``logits [P, M + 1]`` (one row per node pair), ``multiplicity [P]`` (long) -> scalar.
+    """
+    return torch.nn.functional.cross_entropy(logits, multiplicity)

@@ -9,11 +9,12 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from matssl_featurizers.encoders import N_ELEMENTS, build_encoder
-from matssl_featurizers.graphs import edge_lengths, node_graph_index
+from matssl_featurizers.encoders import N_ELEMENTS, build_encoder, element_table, mean_pool
+from matssl_featurizers.graphs import MAX_NEIGHBORS, edge_lengths, node_graph_index
 
 from . import augmentations as aug
-from .losses import barlow_twins_loss, composition_similarity_loss, nt_xent_loss
+from .losses import (barlow_twins_loss, composition_similarity_loss, connectivity_loss, node_feature_loss,
+                     nt_xent_loss)
 
 CRYSTAL_TWINS_ENCODER = {
     "architecture": "cgcnn",
@@ -37,13 +38,15 @@ class CrystalTwins(nn.Module):
     Two views of each crystal, each perturbed by ``perturb_distance`` Å, then atom-masked
     (``atom_mask_ratio``) and edge-masked (``edge_mask_ratio``), go through the encoder and a 2-layer
     projector to ``projection_dim``; the Barlow Twins loss with ``lambd`` pulls their cross-correlation
-    towards the identity. Defaults are the paper's.
+    towards the identity. Defaults are the paper's. ``atom_input`` picks the encoder's fixed element
+    inputs (``"cgcnn92"``, or ``"crysatom"`` vectors).
     """
 
     def __init__(self, encoder_config: dict | None = None, projection_dim: int = 128, lambd: float = 0.0051,
-                 perturb_distance: float = 0.05, atom_mask_ratio: float = 0.1, edge_mask_ratio: float = 0.1):
+                 perturb_distance: float = 0.05, atom_mask_ratio: float = 0.1, edge_mask_ratio: float = 0.1,
+                 atom_input: str = "cgcnn92"):
         super().__init__()
-        self.encoder = build_encoder(encoder_config or CRYSTAL_TWINS_ENCODER)
+        self.encoder = build_encoder(encoder_config or {**CRYSTAL_TWINS_ENCODER, "atom_input": atom_input})
         self.projector = projector(self.encoder.out_dim, projection_dim, projection_dim)
         self.lambd, self.perturb_distance = lambd, perturb_distance
         self.atom_mask_ratio, self.edge_mask_ratio = atom_mask_ratio, edge_mask_ratio
@@ -80,16 +83,16 @@ class CrystalCLR(nn.Module):
     the paper found it hurts) turns every view into its ``supercell`` x ``supercell`` x ``supercell``
     supercell. The encoder output goes through a 2-layer projector to ``projection_dim``; the loss is
     NT-Xent (``loss="nt-xent"``) or NT-Xent + composition similarity, equally weighted
-    (``"nt-xent+cs"``, the paper's final model), at ``temperature``.
+    (``"nt-xent+cs"``, the paper's final model), at ``temperature``. ``atom_input``: as Crystal Twins'.
     """
 
     def __init__(self, encoder_config: dict | None = None, projection_dim: int = 128, loss: str = "nt-xent+cs",
                  temperature: float = 0.1, p_augment: float = 0.5, perturb_fraction: float = 0.5,
-                 max_strain: float = 0.05, supercell: int = 0):
+                 max_strain: float = 0.05, supercell: int = 0, atom_input: str = "cgcnn92"):
         super().__init__()
         if loss not in CLR_LOSSES:
             raise ValueError(f"unknown CrystalCLR loss {loss!r}; choose from {CLR_LOSSES}")
-        self.encoder = build_encoder(encoder_config or CRYSTALCLR_ENCODER)
+        self.encoder = build_encoder(encoder_config or {**CRYSTALCLR_ENCODER, "atom_input": atom_input})
         self.projector = projector(self.encoder.out_dim, projection_dim, projection_dim)
         self.loss_name, self.temperature, self.p_augment = loss, temperature, p_augment
         self.perturb_fraction, self.max_strain, self.supercell = perturb_fraction, max_strain, supercell
@@ -157,4 +160,98 @@ class CDSSL(nn.Module):
         return loss, {"loss": float(loss.detach())}
 
 
-METHODS = {"crystal-twins": CrystalTwins, "crystalclr": CrystalCLR, "cdssl": CDSSL}
+def node_pairs(batch, generator=None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Node pairs to decode and their edge multiplicity: every connected pair ``(i, j)`` of the
+    batch once, with the number of edges from ``j`` (any periodic image) to centre ``i``, and as many
+    pairs ``(i, j')`` with ``j'`` drawn uniformly from ``i``'s crystal (mostly unconnected: multiplicity 0).
+
+    Returns ``centre [P]``, ``other [P]``, ``multiplicity [P]`` (long), global node indices.
+    """
+    src, dst = batch.edge_index
+    n = batch.atomic_numbers.shape[0]
+    keys, counts = torch.unique(dst * n + src, return_counts=True)  # sorted
+    centre, other = keys // n, keys % n
+    node_graph = node_graph_index(batch)
+    ptr = getattr(batch, "ptr", None)
+    ptr = torch.tensor([0, n], device=src.device) if ptr is None else ptr
+    graph = node_graph.index_select(0, centre)
+    start, size = ptr.index_select(0, graph), (ptr[1:] - ptr[:-1]).index_select(0, graph)
+    draw = torch.rand(centre.shape[0], generator=generator, device=src.device)
+    random_other = start + (draw * size).long().clamp(max=size - 1)
+    random_keys = centre * n + random_other
+    position = torch.searchsorted(keys, random_keys).clamp(max=keys.shape[0] - 1)
+    random_counts = torch.where(keys[position] == random_keys, counts[position], torch.zeros_like(counts[position]))
+    return (torch.cat([centre, centre]), torch.cat([other, random_other]), torch.cat([counts, random_counts]))
+
+
+CRYSATOM_ENCODER = {
+    "architecture": "cgcnn",
+    "atom_input": "cgcnn92",
+    "atom_fea_len": 200,
+    "n_conv": 5,
+    "out_dim": 0,
+    "cutoff": 8.0,
+    "gaussian_step": 0.2,
+}
+
+
+class CrysAtom(nn.Module):
+    r"""CrysAtom (Mukherjee, Ghosh & Basuchowdhuri, LoG 2024): a CGCNN autoencoder whose node embeddings
+    become per-element vectors.
+
+    The encoder (``n_conv`` = 5 convolutions, ``atom_dim`` = 200 features per node) sees two views of each
+    crystal, one atom-masked (``atom_mask_ratio``) and one edge-masked (``edge_mask_ratio``). On each view
+    two decoders reconstruct the ORIGINAL crystal: a linear layer predicts every node's 92 CGCNN element
+    features (:func:`~pretraining.losses.node_feature_loss`), and a bilinear decoder
+    :math:`\mathrm{softmax}(W_2\,\sigma(h_i^	op W_1 h_j + b_1) + b_2)` predicts the number of edges
+    between node pairs (0 to ``MAX_NEIGHBORS``; :func:`node_pairs`, :func:`~pretraining.losses.connectivity_loss`).
+    Barlow Twins (``lambd``) ties the mean-pooled node embeddings of the two views. The loss is
+
+    .. math:: \mathcal{L} = w_F \mathcal{L}_F + w_C \mathcal{L}_C + w_{BT} \mathcal{L}_{BT}
+
+    with ``feature_weight``, ``connectivity_weight``, ``barlow_weight`` = 0.25 / 0.25 / 0.5 (the paper's).
+    Reconstruction terms are averaged over the two views. ``atom_input``: the encoder's element inputs.
+    """
+
+    def __init__(self, encoder_config: dict | None = None, atom_dim: int = 200, lambd: float = 0.0051,
+                 atom_mask_ratio: float = 0.1, edge_mask_ratio: float = 0.1, feature_weight: float = 0.25,
+                 connectivity_weight: float = 0.25, barlow_weight: float = 0.5, decoder_hidden: int = 64,
+                 atom_input: str = "cgcnn92"):
+        super().__init__()
+        self.encoder = build_encoder(encoder_config or {**CRYSATOM_ENCODER, "atom_fea_len": atom_dim, "atom_input": atom_input})
+        width = self.encoder.config["atom_fea_len"]
+        self.register_buffer("feature_targets", element_table("cgcnn92"), persistent=False)
+        self.feature_decoder = nn.Linear(width, self.feature_targets.shape[1])
+        self.pair_left = nn.Linear(width, decoder_hidden)
+        self.pair_right = nn.Linear(width, decoder_hidden, bias=False)
+        self.multiplicity_decoder = nn.Linear(decoder_hidden, MAX_NEIGHBORS + 1)
+        self.lambd, self.atom_mask_ratio, self.edge_mask_ratio = lambd, atom_mask_ratio, edge_mask_ratio
+        self.weights = {"feature": feature_weight, "connectivity": connectivity_weight, "barlow_twins": barlow_weight}
+
+    def reconstruction_losses(self, h: torch.Tensor, batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """Node-feature and connectivity losses of node embeddings ``h [N, F]`` against the clean ``batch``."""
+        feature = node_feature_loss(self.feature_decoder(h), self.feature_targets.index_select(0, batch.atomic_numbers))
+        centre, other, multiplicity = node_pairs(batch)
+        pair = torch.sigmoid(self.pair_left(h).index_select(0, centre) * self.pair_right(h).index_select(0, other))
+        return feature, connectivity_loss(self.multiplicity_decoder(pair), multiplicity)
+
+    def loss(self, batch):
+        graphs = int(batch.num_graphs)
+        h_a = self.encoder.node_embeddings(aug.mask_atoms(batch, self.atom_mask_ratio))
+        h_b = self.encoder.node_embeddings(aug.mask_edges(batch, self.edge_mask_ratio))
+        feature_a, connectivity_a = self.reconstruction_losses(h_a, batch)
+        feature_b, connectivity_b = self.reconstruction_losses(h_b, batch)
+        node_graph = node_graph_index(batch)
+        terms = {
+            "feature": (feature_a + feature_b) / 2,
+            "connectivity": (connectivity_a + connectivity_b) / 2,
+            "barlow_twins": barlow_twins_loss(mean_pool(h_a, node_graph, graphs),
+                                              mean_pool(h_b, node_graph, graphs), self.lambd),
+        }
+        loss = sum(self.weights[name] * value for name, value in terms.items())
+        metrics = {name: float(value.detach()) for name, value in terms.items()}
+        metrics["loss"] = float(loss.detach())
+        return loss, metrics
+
+
+METHODS = {"crystal-twins": CrystalTwins, "crystalclr": CrystalCLR, "cdssl": CDSSL, "crysatom": CrysAtom}

@@ -9,6 +9,9 @@ Methods: ``crystal-twins`` (Barlow Twins), ``crystalclr`` (NT-Xent + composition
 DIR receives ``config.json`` + ``model.safetensors`` + ``README.md`` (model card) of the
 best epoch (lowest validation pretext loss); ``DIR/training/`` holds ``metrics.jsonl`` (one line
 per epoch) and ``checkpoint.pt`` (for ``--resume``).
+
+``torchrun --nproc_per_node K -m pretraining.run ...`` trains data-parallel over K processes
+(:mod:`pretraining.distributed`); ``--amp`` trains under bf16 autocast.
 """
 
 from __future__ import annotations
@@ -21,17 +24,19 @@ import os
 import shlex
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import torch
+from torch.utils.data import DistributedSampler
 from tqdm.auto import tqdm
 
 from matssl_featurizers.encoders import build_encoder
 from matssl_featurizers.featurizers import METHOD_CITATIONS
-from matssl_featurizers.weights import CARD_NAME, CONFIG_NAME, WEIGHTS_NAME, save_encoder
+from matssl_featurizers.weights import CARD_NAME, CHECKSUMS_NAME, CONFIG_NAME, WEIGHTS_NAME, save_encoder
 
-from . import card
+from . import card, distributed
 from .data import GraphDataset, build_graphs
 from .methods import METHODS
 
@@ -51,7 +56,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--lr", type=float, default=1e-5)
     p.add_argument("--weight-decay", type=float, default=0.0)
-    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (under torchrun: cuda:LOCAL_RANK)")
+    p.add_argument("--amp", action="store_true", help="mixed precision: bf16 autocast (meant for CUDA)")
     p.add_argument("--out", required=True, type=Path, help="output directory")
     p.add_argument("--resume", action="store_true", help="continue from OUT/training/checkpoint.pt")
     p.add_argument("--seed", type=int, default=0)
@@ -61,9 +67,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--limit", type=int, default=None, help="use only the first N structures (quick runs)")
     method_options = p.add_argument_group("method options (default: the paper's, or the model card's choice)")
     method_options.add_argument("--perturb-distance", type=float, default=None, help="crystal-twins: Å each site moves in a view")
-    method_options.add_argument("--atom-mask-ratio", type=float, default=None, help="crystal-twins")
-    method_options.add_argument("--edge-mask-ratio", type=float, default=None, help="crystal-twins")
-    method_options.add_argument("--lambd", type=float, default=None, help="crystal-twins: Barlow Twins off-diagonal weight")
+    method_options.add_argument("--atom-mask-ratio", type=float, default=None, help="crystal-twins, crysatom")
+    method_options.add_argument("--edge-mask-ratio", type=float, default=None, help="crystal-twins, crysatom")
+    method_options.add_argument("--lambd", type=float, default=None, help="crystal-twins, crysatom: Barlow Twins off-diagonal weight")
     method_options.add_argument("--loss", default=None, help="crystalclr: nt-xent or nt-xent+cs")
     method_options.add_argument("--temperature", type=float, default=None, help="crystalclr: NT-Xent temperature")
     method_options.add_argument("--p-augment", type=float, default=None, help="crystalclr: probability of each augmentation")
@@ -72,6 +78,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     method_options.add_argument("--max-strain", type=float, default=None, help="crystalclr: largest strain per lattice vector")
     method_options.add_argument("--supercell", type=int, default=None, help="crystalclr: make every view an NxNxN supercell")
     method_options.add_argument("--noise-std", type=float, default=None, help="cdssl: Å, Gaussian noise per Cartesian coordinate")
+    method_options.add_argument("--atom-input", default=None,
+                                help="crystal-twins, crystalclr, crysatom: fixed element inputs, cgcnn92 or crysatom")
+    method_options.add_argument("--atom-dim", type=int, default=None, help="crysatom: length of the node embeddings (atom vectors)")
+    method_options.add_argument("--feature-weight", type=float, default=None, help="crysatom: weight of node-feature reconstruction")
+    method_options.add_argument("--connectivity-weight", type=float, default=None, help="crysatom: weight of connectivity reconstruction")
+    method_options.add_argument("--barlow-weight", type=float, default=None, help="crysatom: weight of Barlow Twins")
+    method_options.add_argument("--decoder-hidden", type=int, default=None, help="crysatom: units of the bilinear connectivity decoder")
     p.add_argument("--name", default=None, help="model name in the card (default: the method)")
     p.add_argument("--push-to-hub", metavar="OWNER/REPO", default=None, help="upload OUT to the Hugging Face Hub")
     p.add_argument("--no-progress", action="store_true")
@@ -79,7 +92,8 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 METHOD_OPTIONS = ("perturb_distance", "atom_mask_ratio", "edge_mask_ratio", "lambd", "loss", "temperature", "p_augment",
-                  "perturb_fraction", "max_strain", "supercell", "noise_std")
+                  "perturb_fraction", "max_strain", "supercell", "noise_std", "atom_input", "atom_dim", "feature_weight",
+                  "connectivity_weight", "barlow_weight", "decoder_hidden")
 
 
 def method_kwargs(args) -> dict:
@@ -105,25 +119,29 @@ def method_settings(args) -> dict:
 
 
 def split_indices(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """A seeded 95 / 5 train / validation split (at least one validation structure when n > 1)."""
+    """A seeded 95 / 5 train / validation split, with at least two validation structures (the losses
+    need a batch of two) when n > 3."""
     order = np.random.default_rng(seed).permutation(n)
-    n_val = max(1, int(round(VALIDATION_FRACTION * n))) if n > 1 else 0
+    n_val = max(2, int(round(VALIDATION_FRACTION * n))) if n > 3 else 0
     return np.sort(order[n_val:]), np.sort(order[:n_val])
 
 
-def _loader(dataset, batch_size, shuffle, seed):
+def _loader(dataset, batch_size, shuffle, seed, sampler=None):
     from torch_geometric.loader import DataLoader
 
     generator = torch.Generator().manual_seed(seed)
     # drop_last keeps batch statistics well defined for the losses that normalise over the batch
-    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, drop_last=shuffle and len(dataset) > batch_size,
-                      generator=generator)
+    size = len(dataset) if sampler is None else len(sampler)
+    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle and sampler is None, sampler=sampler,
+                      drop_last=shuffle and size > batch_size, generator=generator)
 
 
-def run_epoch(method, loader, device, optimizer=None, progress=True, desc="") -> dict:
-    """Mean pretext loss (``"loss"``) and the method's other metrics over ``loader``; trains when an
-    ``optimizer`` is given."""
-    method.train(optimizer is not None)
+def run_epoch(model, loader, device, optimizer=None, progress=True, desc="", world=None, amp=False) -> dict:
+    """Mean pretext loss (``"loss"``) and the method's other metrics over ``loader`` (over all ranks'
+    loaders when distributed); trains when an ``optimizer`` is given. ``model(batch)`` returns
+    ``(loss, metrics)`` (:func:`pretraining.distributed.wrap`); ``amp`` runs it under bf16 autocast."""
+    world = world or distributed.World(torch.device(device))
+    model.train(optimizer is not None)
     totals, count = {}, 0
     with torch.set_grad_enabled(optimizer is not None):
         bar = tqdm(loader, desc=desc, disable=not progress, leave=False, unit="batch")
@@ -131,8 +149,9 @@ def run_epoch(method, loader, device, optimizer=None, progress=True, desc="") ->
             if batch.num_graphs < 2:
                 continue
             batch = batch.to(device)
-            loss, metrics = method.loss(batch)
-            if not torch.isfinite(loss):
+            with torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=amp):
+                loss, metrics = model(batch)
+            if not distributed.all_finite(loss, world):
                 raise NonFiniteLoss(f"{desc}: the loss became {loss.item()}")
             if optimizer is not None:
                 optimizer.zero_grad(set_to_none=True)
@@ -142,6 +161,7 @@ def run_epoch(method, loader, device, optimizer=None, progress=True, desc="") ->
                 totals[key] = totals.get(key, 0.0) + value * batch.num_graphs
             count += batch.num_graphs
             bar.set_postfix(loss=f"{totals['loss'] / count:.4f}")
+    totals, count = distributed.sum_over_ranks(totals, count, world)
     return {key: value / max(count, 1) for key, value in totals.items()} or {"loss": math.nan}
 
 
@@ -157,7 +177,7 @@ def push_to_hub(out: Path, repo_id: str) -> None:
     api = HfApi()
     api.create_repo(repo_id, exist_ok=True)
     api.upload_folder(folder_path=str(out), repo_id=repo_id,
-                      allow_patterns=[CONFIG_NAME, WEIGHTS_NAME, CARD_NAME, "training/metrics.jsonl"])
+                      allow_patterns=[CONFIG_NAME, WEIGHTS_NAME, CARD_NAME, CHECKSUMS_NAME, "training/metrics.jsonl"])
 
 
 def export(args, method, best, history, data_info, options, commands) -> None:
@@ -174,53 +194,87 @@ def export(args, method, best, history, data_info, options, commands) -> None:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    commands = ["python -m pretraining.run " + " ".join(shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))]
-    progress = not args.no_progress
+    world = distributed.setup(args.device)
+    try:
+        return pretrain(args, world, sys.argv[1:] if argv is None else argv)
+    finally:
+        distributed.teardown(world)
+
+
+def _launcher(world) -> str:
+    if not world.distributed:
+        return "python -m pretraining.run"
+    per_node = int(os.environ.get("LOCAL_WORLD_SIZE", world.size))
+    nodes = f"--nnodes {world.size // per_node} " if per_node != world.size else ""
+    return f"torchrun {nodes}--nproc_per_node {per_node} -m pretraining.run"
+
+
+def pretrain(args, world, argv) -> int:
+    """The run of :func:`main` in one process of ``world`` (rank 0 alone writes and prints)."""
+    commands = [_launcher(world) + " " + " ".join(shlex.quote(a) for a in argv)]
+    progress = not args.no_progress and world.main
+    log = partial(print, file=sys.stderr) if world.main else (lambda *_: None)
+    device = world.device
     out, training = args.out, args.out / "training"
     training.mkdir(parents=True, exist_ok=True)
     checkpoint_path, metrics_path = training / "checkpoint.pt", training / "metrics.jsonl"
     if checkpoint_path.exists() and not args.resume:
         sys.exit(f"{checkpoint_path} exists: pass --resume to continue that run, or choose another --out")
 
+    if world.local_rank != 0:  # the first process of each machine builds the graph cache, the others read it
+        distributed.barrier(world)
     store = build_graphs(args.data, cache_dir=args.cache_dir, workers=args.workers, strict=args.strict,
                          structure_column=args.structure_column, progress=progress)
+    if world.local_rank == 0:
+        distributed.barrier(world)
     n = len(store) if args.limit is None else min(args.limit, len(store))
     if n < 4:
         sys.exit(f"only {n} readable structures in {args.data}: need at least 4")
     train_idx, val_idx = split_indices(n, args.seed)
-    print(f"{len(store)} structures ({store.skipped} unreadable skipped); using {n}: "
-          f"{len(train_idx)} train, {len(val_idx)} validation", file=sys.stderr)
+    log(f"{len(store)} structures ({store.skipped} unreadable skipped); using {n}: "
+        f"{len(train_idx)} train, {len(val_idx)} validation" + (f"; {world.size} processes" if world.distributed else ""))
 
     torch.manual_seed(args.seed)
-    method = METHODS[args.method](**method_kwargs(args)).to(args.device)
+    method = METHODS[args.method](**method_kwargs(args)).to(device)
+    model, evaluator = distributed.wrap(method, world), distributed.LossModule(method)
     optimizer = torch.optim.Adam(method.parameters(), lr=args.lr, weight_decay=args.weight_decay)
     history, start_epoch, best = [], 1, {"val_loss": math.inf, "epoch": 0, "encoder": None}
     if args.resume and checkpoint_path.exists():
-        state = torch.load(checkpoint_path, map_location=args.device, weights_only=True)
+        state = torch.load(checkpoint_path, map_location=device, weights_only=True)
         method.load_state_dict(state["method"])
         optimizer.load_state_dict(state["optimizer"])
         history, best = state["history"], state["best"]
         commands = state.get("commands", []) + commands
         start_epoch = state["epoch"] + 1
-        print(f"resuming after epoch {state['epoch']}", file=sys.stderr)
+        log(f"resuming after epoch {state['epoch']}")
 
     data_info = {"paths": [str(p) for p in args.data], "n_structures": n, "n_skipped": store.skipped,
                  "n_train": len(train_idx), "n_val": len(val_idx)}
     options = {k: v for k, v in vars(args).items() if k in ("batch_size", "lr", "weight_decay", "seed", "limit")}
     options.update(method_settings(args))
-    train_set, val_set = GraphDataset(store, train_idx), GraphDataset(store, val_idx)
+    if world.distributed:
+        options["processes"] = world.size
+    if args.amp:
+        options["amp"] = "bf16"
+    train_set = GraphDataset(store, train_idx)
+    val_set = GraphDataset(store, val_idx[world.rank::world.size])  # each rank validates its share
+    sampler = DistributedSampler(train_set, world.size, world.rank, seed=args.seed) if world.distributed else None
     for epoch in range(start_epoch, args.epochs + 1):
-        torch.manual_seed(args.seed * 100_003 + epoch)  # augmentations: a resumed epoch replays exactly
+        # augmentations: a resumed epoch replays exactly; each rank draws its own
+        torch.manual_seed(args.seed * 100_003 + epoch + 1_000_003 * world.rank)
+        if sampler is not None:
+            sampler.set_epoch(epoch)
         started = time.perf_counter()
         try:
-            train = run_epoch(method, _loader(train_set, args.batch_size, True, args.seed + epoch), args.device,
-                              optimizer, progress, f"epoch {epoch}/{args.epochs} train")
+            train = run_epoch(model, _loader(train_set, args.batch_size, True, args.seed + epoch, sampler), device,
+                              optimizer, progress, f"epoch {epoch}/{args.epochs} train", world, args.amp)
+            distributed.broadcast_buffers(method, world)
             torch.manual_seed(args.seed)  # the same validation views every epoch
-            val = run_epoch(method, _loader(val_set, args.batch_size, False, 0), args.device, None, progress,
-                            f"epoch {epoch}/{args.epochs} validation")
+            val = run_epoch(evaluator, _loader(val_set, args.batch_size, False, 0), device, None, progress,
+                            f"epoch {epoch}/{args.epochs} validation", world, args.amp)
         except NonFiniteLoss as err:
             sys.exit(f"stopping: {err}. The last good checkpoint (epoch {epoch - 1}) is kept in {checkpoint_path}; "
-                     "try a lower --lr.")
+                     "try a lower --lr." if world.main else 1)
         seconds = time.perf_counter() - started
         val_loss = val["loss"]
         record = {"epoch": epoch, "train_loss": train["loss"], "val_loss": val_loss, "seconds": seconds,
@@ -228,23 +282,27 @@ def main(argv=None) -> int:
         record.update({f"train_{k}": v for k, v in train.items() if k != "loss"})
         record.update({f"val_{k}": v for k, v in val.items() if k != "loss"})
         history.append(record)
-        with open(metrics_path, "a") as handle:
-            handle.write(json.dumps(record) + "\n")
-        print(json.dumps(record), file=sys.stderr)
         if val_loss < best["val_loss"]:
             best = {"val_loss": val_loss, "epoch": epoch,
                     "encoder": {k: v.detach().cpu().clone() for k, v in method.encoder.state_dict().items()}}
+        if not world.main:
+            continue
+        with open(metrics_path, "a") as handle:
+            handle.write(json.dumps(record) + "\n")
+        log(json.dumps(record))
         _save_atomic({"method": method.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch,
                       "history": history, "best": best, "commands": commands}, checkpoint_path)
         # export after every epoch, so that a run stopped early still leaves its best weights
         export(args, method, best, history, data_info, options, commands)
+    if not world.main:
+        return 0
     if start_epoch > args.epochs and best["encoder"] is not None:  # resumed a finished run: export again
         export(args, method, best, history, data_info, options, commands)
 
-    print(f"exported the encoder of epoch {best['epoch']} to {out}", file=sys.stderr)
+    log(f"exported the encoder of epoch {best['epoch']} to {out}")
     if args.push_to_hub:
         push_to_hub(out, args.push_to_hub)
-        print(f"uploaded {out} to hf://{args.push_to_hub}", file=sys.stderr)
+        log(f"uploaded {out} to hf://{args.push_to_hub}")
     return 0
 
 

@@ -111,3 +111,19 @@ def test_megnet_config_rebuilds_the_same_architecture():
     rebuilt = build_encoder(json.loads(json.dumps(encoder.config)))
     assert isinstance(rebuilt, MEGNetEncoder)
     assert {k: v.shape for k, v in rebuilt.state_dict().items()} == {k: v.shape for k, v in encoder.state_dict().items()}
+
+
+def test_crysatom_vectors_are_fixed_encoder_inputs(structures):
+    from matssl_featurizers.atom_vectors import load_atom_vectors
+
+    table = load_atom_vectors("crysatom")
+    encoder = CGCNNEncoder(atom_input="crysatom", atom_fea_len=16, n_conv=2, out_dim=8)
+    assert encoder.embedding.in_features == table.shape[1]
+    torch.testing.assert_close(encoder.element_table[26].double(), torch.tensor(table.loc["Fe"].to_numpy()), rtol=1e-6, atol=1e-6)
+    assert "element_table" not in dict(encoder.named_parameters()), "the vectors are not trained"
+    out = encoder(collate([structure_to_graph(s) for s in structures[:8]]))
+    out.sum().backward()
+    assert torch.isfinite(out).all() and encoder.embedding.weight.grad is not None
+    oganesson = Structure(Lattice.cubic(4.0), ["Og"], [[0, 0, 0]])
+    with pytest.raises(ValueError, match="no crysatom input vector for element.s. Og"):
+        encoder.eval()(collate([structure_to_graph(oganesson)]))

@@ -39,9 +39,9 @@ def test_featurize_dataframe_appends_finite_features_and_keeps_the_input(featuri
 
 def test_batched_equals_one_at_a_time(featurizer, structures, clean_features):
     one_by_one = np.array([SSLStructureFeaturizer(featurizer.model, batch_size=1).featurize(s) for s in structures[:12]])
-    np.testing.assert_allclose(one_by_one, clean_features[:12], atol=1e-5)
+    np.testing.assert_allclose(one_by_one, clean_features[:12], rtol=1e-5, atol=1e-5)  # see test_determinism
     odd = np.array(SSLStructureFeaturizer(featurizer.model, batch_size=7).featurize_many(structures, pbar=False))
-    np.testing.assert_allclose(odd, clean_features, atol=1e-5)
+    np.testing.assert_allclose(odd, clean_features, rtol=1e-5, atol=1e-5)
 
 
 def test_same_input_gives_same_features_in_any_order(featurizer, structures, clean_features):
@@ -60,6 +60,58 @@ def test_every_entry_shape_matminer_accepts(featurizer, structures, structures_d
         assert isinstance(rows, list) and all(isinstance(r, list) for r in rows)
         np.testing.assert_allclose(np.array(rows), clean_features[:n], atol=1e-5)
     assert featurizer.featurize_many([], pbar=False) == []
+
+
+def test_featurize_iter_reads_lazily_and_streams_the_rows_of_featurize_many(featurizer, structures, clean_features):
+    taken = []
+
+    def parsed_one_by_one():
+        for structure in structures:
+            taken.append(1)
+            yield structure
+
+    streaming = SSLStructureFeaturizer(featurizer.model, batch_size=32)
+    blocks = streaming.featurize_iter(parsed_one_by_one())
+    first = next(blocks)
+    assert first.shape == (32, featurizer.n_features) and first.dtype == np.float64
+    assert len(taken) == 32, "the graphs of one batch only"
+    rest = list(blocks)
+    assert [len(b) for b in rest] == [32, 32, 32, len(structures) - 128]
+    np.testing.assert_allclose(np.concatenate([first, *rest]), clean_features, atol=1e-5)
+
+
+def test_featurize_iter_names_the_failing_position_or_gives_nan(structures):
+    disordered = structures[0].copy()
+    disordered.replace(0, {"Fe": 0.5, "Co": 0.5})
+    stream = [*structures[:40], disordered, *structures[40:50]]
+    featurizer = SSLStructureFeaturizer(batch_size=16)
+    with pytest.raises(ValueError, match="entry 40: the structure is disordered"):
+        list(featurizer.featurize_iter(iter(stream)))
+    rows = np.concatenate(list(featurizer.featurize_iter(iter(stream), ignore_errors=True)))
+    assert rows.shape == (51, 128) and np.isnan(rows[40]).all()
+    np.testing.assert_allclose(np.delete(rows, 40, axis=0), featurizer.featurize_many(structures[:50], pbar=False), atol=1e-5)
+
+
+def test_worker_processes_give_the_in_process_features(structures, structures_df):
+    import pickle
+
+    from sklearn.base import clone
+
+    expected = np.array(SSLStructureFeaturizer("cdssl").featurize_many(structures, pbar=False))
+    featurizer = SSLStructureFeaturizer("cdssl", n_workers=2)
+    np.testing.assert_array_equal(np.array(featurizer.featurize_many(structures, pbar=False)), expected)
+    pool = featurizer._pool()
+    df = structures_df.iloc[:10].copy()
+    disordered = df["structure"].iloc[3].copy()
+    disordered.replace(0, {"Fe": 0.5, "Co": 0.5})
+    df.iloc[3, df.columns.get_loc("structure")] = disordered
+    with pytest.raises(ValueError, match=f"row '{df.index[3]}'.*disordered"):
+        featurizer.featurize_dataframe(df, "structure", pbar=False)
+    assert featurizer._pool() is pool, "the workers are started once and reused"
+    for copy in (pickle.loads(pickle.dumps(featurizer)), clone(featurizer)):
+        assert "_cached_pool" not in copy.__dict__
+        np.testing.assert_array_equal(np.array(copy.featurize_many(structures[:20], pbar=False)), expected[:20])
+    pool.shutdown()
 
 
 def _bad_inputs(structures):
@@ -144,7 +196,8 @@ def test_set_output_pandas_uses_feature_names(structures):
 ])
 def test_named_shortcut_and_metadata(cls, model, cited, n_features):
     shortcut = cls()
-    assert shortcut.model == model and shortcut.get_params() == {"weights": None, "batch_size": 64, "device": "cpu"}
+    assert shortcut.model == model
+    assert shortcut.get_params() == {"weights": None, "batch_size": 64, "device": "cpu", "n_workers": 0}
     citations = shortcut.citations()
     for title in cited:
         assert any(title in c for c in citations), title
@@ -204,3 +257,91 @@ def test_a_thousand_site_cell_gives_the_vector_of_its_unit_cell(featurizer, stru
     assert len(supercell) >= 1000
     # mean pooling over identical environments: a supercell has the unit cell's vector
     np.testing.assert_allclose(featurizer.featurize(supercell), featurizer.featurize(perovskite), atol=1e-4)
+
+
+BAD_INPUT_CASES = ["disordered", "no neighbour within the cutoff", "1,000+ sites", "element without an input vector",
+                   "dummy species", "Molecule", "None", "NaN", "CIF string", "Composition", "NaN lattice",
+                   "zero-volume lattice", "NaN coordinates", "no sites"]
+
+
+def _bad_input_case(case, featurizer, structures, rows):
+    """The entry of ``case`` and a regex of the reason it must be refused with (``None``: a finite vector)."""
+    perovskite = next(s for s, r in zip(structures, rows) if r["id"].startswith(("castelli", "cmr")))
+    if case == "disordered":
+        value = structures[0].copy()
+        value.replace(0, {"Fe": 0.5, "Co": 0.5})
+        return value, "disordered"
+    if case == "no neighbour within the cutoff":
+        return Structure(Lattice.cubic(25.0), [structures[0][0].specie], [[0, 0, 0]]), None
+    if case == "1,000+ sites":
+        return perovskite * (6, 6, 6), None
+    if case == "element without an input vector":
+        value = perovskite.copy()
+        value.replace(0, "Og")
+        # a learned embedding has a (possibly untrained) row for every element; the cgcnn92 table stops at Fm
+        return value, None if featurizer._config().get("atom_input", "embedding") == "embedding" else r"no cgcnn92 input vector for element\(s\) Og"
+    if case == "dummy species":
+        return Structure(Lattice.cubic(4.0), ["X", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]]), "not chemical elements"
+    if case == "Molecule":
+        return Molecule(["C", "O"], [[0, 0, 0], [0, 0, 1.13]]), "got Molecule"
+    if case == "None":
+        return None, "got NoneType"
+    if case == "NaN":
+        return float("nan"), "got float"
+    if case == "CIF string":
+        return rows[0]["cif"], "got str"
+    if case == "Composition":
+        return Composition("Fe2O3"), "got Composition"
+    if case == "NaN lattice":
+        value = structures[0].copy()
+        value.lattice = Lattice(np.full((3, 3), np.nan))
+        return value, "degenerate"
+    if case == "zero-volume lattice":
+        return Structure(Lattice([[3, 0, 0], [0, 3, 0], [0, 0, 0]]), ["Na", "Cl"], [[0, 0, 0], [0.5, 0.5, 0]]), "degenerate"
+    if case == "NaN coordinates":
+        return Structure(Lattice.cubic(4.0), ["Na", "Cl"], [[np.nan, 0, 0], [0.5, 0.5, 0.5]]), "non-finite site coordinates"
+    if case == "no sites":
+        return Structure(Lattice.cubic(4.0), [], []), "no sites"
+    raise KeyError(case)
+
+
+def _snapshot(value):
+    """A comparable record of an entry, to check that featurizing did not modify it."""
+    import json
+
+    as_dict = getattr(value, "as_dict", None)
+    return json.dumps(as_dict(), sort_keys=True, default=str) if as_dict else repr(value)
+
+
+@pytest.mark.parametrize("case", BAD_INPUT_CASES)
+def test_bad_input_matrix(featurizer, structures, structures_df, rows, clean_features, case):
+    """Each bad entry gives a finite vector or an error naming its row and reason; with ignore_errors a NaN row
+    (and the reason with return_errors), every other row as in a clean run; the input is never modified."""
+    import re
+
+    value, reason = _bad_input_case(case, featurizer, structures, rows)
+    index = list(structures_df.index[:2]) + ["bad-row"] + list(structures_df.index[2:5])
+    column = np.empty(6, dtype=object)
+    for i, entry in enumerate(list(structures[:2]) + [value] + list(structures[2:5])):
+        column[i] = entry
+    df = pd.DataFrame({"structure": column}, index=pd.Index(index, name="id"))
+    objects, snapshots = list(df["structure"]), [_snapshot(v) for v in df["structure"]]
+    labels = featurizer.feature_labels()
+
+    if reason is None:
+        out = featurizer.featurize_dataframe(df, "structure", pbar=False)
+        assert np.isfinite(out.loc["bad-row", labels].to_numpy(dtype=float)).all()
+    else:
+        with pytest.raises(Exception, match=rf"row 'bad-row' \(column 'structure'\): .*{reason}"):
+            featurizer.featurize_dataframe(df, "structure", pbar=False)
+        out = featurizer.featurize_dataframe(df, "structure", ignore_errors=True, return_errors=True, pbar=False)
+        assert out.loc["bad-row", labels].isna().all()
+        errors = out[f"{type(featurizer).__name__} Exceptions"]
+        assert re.search(reason, errors["bad-row"]), errors["bad-row"]
+        assert errors.drop(index="bad-row").isna().all()
+    others = out.drop(index="bad-row")[labels].to_numpy(dtype=float)
+    np.testing.assert_allclose(others, clean_features[:5], rtol=1e-5, atol=1e-5)
+
+    assert list(df.columns) == ["structure"] and list(df.index) == index
+    assert all(a is b for a, b in zip(df["structure"], objects))
+    assert [_snapshot(v) for v in df["structure"]] == snapshots

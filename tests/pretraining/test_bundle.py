@@ -25,3 +25,30 @@ def test_bundled_model_loads_by_name_with_its_recorded_sha256(tmp_path, monkeypa
     (root / "tiny" / "model.safetensors").write_bytes((source / "model.safetensors").read_bytes()[:-4] + b"\0\0\0\0")
     with pytest.raises(OSError, match="sha256"):
         weights.load_encoder("tiny")
+
+
+def test_bundled_atom_vectors_load_by_name_with_their_recorded_sha256(tmp_path, monkeypatch):
+    import pandas as pd
+
+    from matssl_featurizers.atom_vectors import load_atom_vectors, save_atom_vectors
+    from matssl_featurizers.composition import CrysAtomFeaturizer
+
+    root = tmp_path / "models"
+    root.mkdir()
+    (root / "atom_vectors.json").write_text("{}")
+    monkeypatch.setattr(weights, "bundled_root", lambda: root)
+    table = pd.DataFrame([[1.0, 2.0], [3.0, -1.0]], index=["Na", "Cl"])
+    save_atom_vectors(table, tmp_path / "run" / "atom_vectors.csv")
+    (tmp_path / "run" / "README.md").write_text("# card\n")
+
+    bundle.main([str(tmp_path / "run"), "--name", "tiny-vectors", "--atom-vectors", "--trained-on", "test fixture"])
+    entry = json.loads((root / "atom_vectors.json").read_text())["tiny-vectors"]
+    assert entry["file"] == "tiny-vectors/atom_vectors.csv" and entry["trained_on"] == "test fixture"
+    assert load_atom_vectors("tiny-vectors").loc["Cl"].tolist() == [3.0, -1.0]
+    from pymatgen.core import Composition
+
+    assert CrysAtomFeaturizer(vectors="tiny-vectors").featurize(Composition("NaCl"))[:2] == [2.0, 0.5]
+
+    (root / "tiny-vectors" / "atom_vectors.csv").write_text("element,0,1\nNa,1,2\nCl,3,-2\n")
+    with pytest.raises(OSError, match="sha256"):
+        load_atom_vectors("tiny-vectors")

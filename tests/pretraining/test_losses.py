@@ -4,7 +4,8 @@ import math
 
 import pytest
 
-from pretraining.losses import barlow_twins_loss, composition_similarity_loss, cross_correlation, nt_xent_loss
+from pretraining.losses import (barlow_twins_loss, composition_similarity_loss, connectivity_loss, cross_correlation,
+                                node_feature_loss, nt_xent_loss)
 
 
 def test_identical_views_have_unit_diagonal_and_lower_loss_than_unrelated_views():
@@ -92,3 +93,21 @@ def test_contrastive_gradients_are_finite(loss):
     args = (z_a, torch.randn(6, 8)) + ((torch.ones(6, 119),) if loss is composition_similarity_loss else ())
     loss(*args).backward()
     assert torch.isfinite(z_a.grad).all()
+
+
+def test_node_feature_loss_is_binary_cross_entropy_written_out_and_skips_unknown_elements():
+    logits = torch.tensor([[2.0, -1.0], [0.5, 0.0], [9.0, 9.0]])
+    target = torch.tensor([[1.0, 0.0], [0.0, 1.0], [float("nan"), float("nan")]])
+    p = torch.sigmoid(logits[:2])
+    by_hand = -(target[:2] * p.log() + (1 - target[:2]) * (1 - p).log()).mean()
+    torch.testing.assert_close(node_feature_loss(logits, target), by_hand)
+    assert node_feature_loss(torch.tensor([[30.0, -30.0]]), torch.tensor([[1.0, 0.0]])) < 1e-6, "perfect reconstruction"
+
+
+def test_connectivity_loss_is_the_log_probability_of_the_true_multiplicity():
+    logits = torch.tensor([[0.0, 0.0, 0.0], [3.0, 1.0, 0.0]])
+    multiplicity = torch.tensor([2, 0])
+    log_p = logits.log_softmax(dim=1)
+    by_hand = -(log_p[0, 2] + log_p[1, 0]) / 2
+    torch.testing.assert_close(connectivity_loss(logits, multiplicity), by_hand)
+    assert math.isclose(connectivity_loss(torch.zeros(1, 13), torch.tensor([5])).item(), math.log(13), rel_tol=1e-6)

@@ -3,7 +3,8 @@ import torch
 
 from matssl_featurizers.graphs import collate, edge_lengths, structure_to_graph
 from pretraining import augmentations as aug
-from pretraining.methods import CDSSL, METHODS, CrystalCLR, element_presence
+from pretraining.losses import barlow_twins_loss, connectivity_loss, node_feature_loss
+from pretraining.methods import CDSSL, METHODS, CrysAtom, CrystalCLR, element_presence, node_pairs
 
 
 @pytest.fixture(scope="module")
@@ -53,17 +54,22 @@ def test_cdssl_scores_the_noisy_input_against_the_clean_edges(batch):
     assert not torch.allclose(clean_target, noisy_target, atol=1e-3), "the noise changes the edges"
 
 
-def test_cdssl_training_lowers_the_denoising_loss(batch):
-    torch.manual_seed(0)
-    method = CDSSL(noise_std=0.1)
-    optimizer = torch.optim.Adam(method.parameters(), lr=3e-3)
-    losses = []
-    for _ in range(15):
-        loss, _ = method.loss(batch)
+def _train(method, batch, steps: int, lr: float = 3e-3) -> list[dict]:
+    """The metrics of ``steps`` Adam steps of ``method`` on ``batch``."""
+    optimizer = torch.optim.Adam(method.parameters(), lr=lr)
+    history = []
+    for _ in range(steps):
+        loss, metrics = method.loss(batch)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-        losses.append(loss.item())
+        history.append(metrics)
+    return history
+
+
+def test_cdssl_training_lowers_the_denoising_loss(batch):
+    torch.manual_seed(0)
+    losses = [m["loss"] for m in _train(CDSSL(noise_std=0.1), batch, 15)]
     assert losses[-1] < 0.7 * losses[0]
 
 
@@ -71,3 +77,69 @@ def test_every_method_exports_an_encoder_with_a_config():
     for name, cls in METHODS.items():
         method = cls()
         assert "architecture" in method.encoder.config, name
+
+
+def _nearest_counts(structure, k=12, cutoff=8.0):
+    """Per centre, how many of its ``k`` nearest neighbours (any image) are each site, by pymatgen's
+    get_neighbors; ``None`` when the k-th and (k+1)-th distances tie."""
+    counts = {}
+    for i, neighbours in enumerate(structure.get_all_neighbors(cutoff)):
+        neighbours = sorted(neighbours, key=lambda n: n.nn_distance)
+        if len(neighbours) > k and neighbours[k].nn_distance - neighbours[k - 1].nn_distance < 1e-4:
+            return None
+        for n in neighbours[:k]:
+            counts[(i, n.index)] = counts.get((i, n.index), 0) + 1
+    return counts
+
+
+def test_node_pairs_count_the_edges_between_every_connected_pair(structures):
+    chosen = [s for s in structures[:40] if _nearest_counts(s) is not None][:6]
+    assert len(chosen) >= 3
+    batch = collate([structure_to_graph(s) for s in chosen])
+    centre, other, multiplicity = node_pairs(batch, generator=torch.Generator().manual_seed(0))
+    half = centre.shape[0] // 2
+    found = {(int(c), int(o)): int(m) for c, o, m in zip(centre[:half], other[:half], multiplicity[:half])}
+    expected = {}
+    for g, structure in enumerate(chosen):
+        offset = int(batch.ptr[g])
+        expected.update({(offset + i, offset + j): m for (i, j), m in _nearest_counts(structure).items()})
+    assert found == expected
+    assert sum(found.values()) == batch.edge_index.shape[1] and max(found.values()) > 1, "periodic images add up"
+    # the random partners lie in their centre's crystal and carry their true multiplicity (mostly 0)
+    node_graph = batch.batch
+    assert torch.equal(node_graph[centre[half:]], node_graph[other[half:]])
+    for c, o, m in zip(centre[half:].tolist(), other[half:].tolist(), multiplicity[half:].tolist()):
+        assert m == found.get((c, o), 0)
+    assert (multiplicity[half:] == 0).float().mean() > 0.2
+
+
+def test_crysatom_loss_is_the_weighted_sum_of_its_terms_on_the_clean_targets(batch):
+    torch.manual_seed(0)
+    method = CrysAtom(atom_dim=32, feature_weight=0.2, connectivity_weight=0.3, barlow_weight=0.5)
+    assert method.encoder.config["n_conv"] == 5 and method.encoder.out_dim == 32
+    torch.manual_seed(1)
+    loss, metrics = method.loss(batch)
+    assert loss.requires_grad and torch.isfinite(loss)
+    assert metrics["loss"] == pytest.approx(0.2 * metrics["feature"] + 0.3 * metrics["connectivity"]
+                                            + 0.5 * metrics["barlow_twins"], rel=1e-5)
+    # the same views by hand: every site masked in view A is still scored against its true element
+    torch.manual_seed(1)
+    masked = aug.mask_atoms(batch, 0.1)
+    assert (masked.atomic_numbers == 0).any()
+    h_a = method.encoder.node_embeddings(masked)
+    h_b = method.encoder.node_embeddings(aug.mask_edges(batch, 0.1))
+    targets = method.feature_targets[batch.atomic_numbers]
+    feature = (node_feature_loss(method.feature_decoder(h_a), targets) + node_feature_loss(method.feature_decoder(h_b), targets)) / 2
+    assert metrics["feature"] == pytest.approx(feature.item(), rel=1e-5)
+    pooled = [torch.zeros(batch.num_graphs, 32).index_add_(0, batch.batch, h) / torch.bincount(batch.batch).unsqueeze(1)
+              for h in (h_a, h_b)]
+    assert metrics["barlow_twins"] == pytest.approx(barlow_twins_loss(*pooled).item(), rel=1e-4)
+
+
+def test_crysatom_training_lowers_both_reconstruction_losses(batch):
+    torch.manual_seed(0)
+    history = _train(CrysAtom(atom_dim=32), batch, 20)
+    assert history[-1]["feature"] < 0.5 * history[0]["feature"]
+    assert history[-1]["connectivity"] < 0.8 * history[0]["connectivity"]
+    chance = connectivity_loss(torch.zeros(1, 13), torch.tensor([0])).item()
+    assert history[-1]["connectivity"] < chance

@@ -93,6 +93,7 @@ def test_push_to_hub_uploads_the_exported_files(one_epoch, monkeypatch):
 @pytest.mark.parametrize("method, options, n_features, extra_metric", [
     ("crystalclr", ["--temperature", "0.2"], 128, "train_cs"),
     ("cdssl", ["--noise-std", "0.1"], 160, None),
+    ("crysatom", ["--atom-dim", "24"], 24, "train_connectivity"),
 ])
 def test_other_methods_train_one_epoch_and_export_loadable_weights(tmp_path, structures, method, options, n_features,
                                                                    extra_metric):
@@ -164,3 +165,27 @@ def test_a_non_finite_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_
         _train(out, one_epoch.parent / "cache", "--epochs", "3")
     state = torch.load(out / "training" / "checkpoint.pt", weights_only=True)
     assert state["epoch"] == 1 and (out / "model.safetensors").exists()
+
+
+def test_crysatom_vectors_as_fixed_inputs_of_a_pretraining_run(tmp_path, structures):
+    import torch
+
+    from matssl_featurizers.encoders import element_table
+    from matssl_featurizers.weights import load_encoder, read_config
+
+    out = tmp_path / "ct-crysatom"
+    assert _train(out, tmp_path / "cache", "--epochs", "1", "--atom-input", "crysatom") == 0
+    assert read_config(out)["atom_input"] == "crysatom" and "atom_input" in (out / "README.md").read_text()
+    torch.testing.assert_close(load_encoder(out).element_table, element_table("crysatom"), equal_nan=True)
+    features = np.array(SSLStructureFeaturizer(model="ct-crysatom", weights=str(out)).featurize_many(structures[:6], pbar=False))
+    assert features.shape == (6, 128) and np.isfinite(features).all()
+    with pytest.raises(SystemExit, match="--atom-input: not an option of --method cdssl"):
+        run.main(["--method", "cdssl", "--data", str(STRUCTURES_FILE), "--out", str(tmp_path / "x"), "--atom-input", "crysatom"])
+
+
+def test_a_run_on_a_handful_of_structures_still_validates_and_exports(tmp_path):
+    out = tmp_path / "tiny"
+    assert _train(out, tmp_path / "cache", "--epochs", "1", "--limit", "12") == 0
+    metrics = json.loads((out / "training" / "metrics.jsonl").read_text())
+    assert np.isfinite(metrics["val_loss"]) and (out / "model.safetensors").is_file()
+    assert run.split_indices(12, 0)[1].size == 2 and run.split_indices(3, 0)[1].size == 0

@@ -1,0 +1,72 @@
+"""Per-element vectors (CrysAtom): reading, writing and the bundled table.
+
+A table is a CSV file: one row per element, indexed by its symbol (column ``element``), one column
+per dimension (``0``, ``1``, ...). Elements the vectors were never learned for are simply absent.
+Sources:
+
+* a bundled name (``"crysatom"``): a file inside this package, sha256 checked against
+  ``models/atom_vectors.json``;
+* a path to such a CSV file, or to a directory holding ``atom_vectors.csv``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from . import weights as weights_io
+
+ATOM_VECTORS_NAME = "atom_vectors.csv"
+DEFAULT_ATOM_VECTORS = "crysatom"
+
+
+def bundled_atom_vectors() -> dict:
+    """The bundled tables: name -> entry of ``models/atom_vectors.json`` (file, sha256, training data)."""
+    return json.loads((weights_io.bundled_root() / "atom_vectors.json").read_text())
+
+
+def atom_vectors_path(source: str | os.PathLike = DEFAULT_ATOM_VECTORS) -> Path:
+    """The CSV file of ``source`` (a bundled name, a CSV path or a directory holding ``atom_vectors.csv``)."""
+    bundled = bundled_atom_vectors()
+    if isinstance(source, str) and source in bundled:
+        entry = bundled[source]
+        path = weights_io.bundled_root() / entry["file"]
+        if not path.is_file():
+            raise OSError(f"bundled atom vectors {source!r} are missing {entry['file']}: the installation is incomplete")
+        if weights_io.sha256(path) != entry["sha256"]:
+            raise OSError(f"bundled atom vectors {source!r}: {entry['file']} does not match its recorded sha256")
+        return path
+    path = Path(source)
+    if path.is_dir():
+        path = path / ATOM_VECTORS_NAME
+    if not path.is_file():
+        raise OSError(f"atom vectors {str(source)!r} are neither bundled ({', '.join(sorted(bundled))}), "
+                      f"a CSV file, nor a directory holding {ATOM_VECTORS_NAME}")
+    return path
+
+
+def load_atom_vectors(source: str | os.PathLike = DEFAULT_ATOM_VECTORS):
+    """The vectors of ``source`` as a ``pandas.DataFrame`` indexed by element symbol (float64), in
+    atomic-number order. Elements without a vector are not in the index."""
+    import pandas as pd
+    from pymatgen.core import Element
+
+    table = pd.read_csv(atom_vectors_path(source), index_col="element").astype("float64")
+    unknown = [symbol for symbol in table.index if not Element.is_valid_symbol(symbol)]
+    if unknown or table.index.has_duplicates:
+        raise ValueError(f"atom vectors {str(source)!r}: invalid or repeated element symbols {unknown or list(table.index)}")
+    if not table.notna().all().all():
+        raise ValueError(f"atom vectors {str(source)!r}: missing values (drop the element's row instead)")
+    return table.iloc[sorted(range(len(table)), key=lambda i: Element(table.index[i]).Z)]
+
+
+def save_atom_vectors(table, path: str | os.PathLike) -> Path:
+    """Write ``table`` (DataFrame indexed by element symbol) as a CSV file that :func:`load_atom_vectors` reads."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    out = table.copy()
+    out.index.name = "element"
+    out.columns = [str(c) for c in range(out.shape[1])]
+    out.to_csv(path, float_format="%.10g")
+    return path

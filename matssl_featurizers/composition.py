@@ -1,0 +1,132 @@
+"""Composition featurizers from learned per-element vectors (CrysAtom)."""
+
+from __future__ import annotations
+
+import traceback
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from .atom_vectors import DEFAULT_ATOM_VECTORS, load_atom_vectors
+from .featurizers import InProcessFeaturizer, _entries_as_list, entry_error
+
+CRYSATOM_CITATION = (
+    "@inproceedings{mukherjee2024crysatom, title={CrysAtom: Distributed Representation of Atoms for Crystal "
+    "Property Prediction}, author={Mukherjee, Shrimon and Ghosh, Madhusudan and Basuchowdhuri, Partha}, "
+    "booktitle={Learning on Graphs Conference (LoG)}, year={2024}}"
+)
+STATS = ("mean", "std_dev", "minimum", "maximum", "range")
+
+
+def weighted_stats(vectors: np.ndarray, fractions: np.ndarray, stats=STATS) -> np.ndarray:
+    """Fraction-weighted statistics of element vectors, each ``[D]``, concatenated in ``stats`` order.
+
+    ``vectors [k, D]`` (one row per element), ``fractions [k]`` (atomic fractions). ``std_dev`` is
+    matminer's ``PropertyStats.std_dev`` with weights (reliability weights, 0 for a single element).
+    """
+    mean = fractions @ vectors
+    out = []
+    for stat in stats:
+        if stat == "mean":
+            out.append(mean)
+        elif stat == "std_dev":
+            total, squares = fractions.sum(), (fractions**2).sum()
+            if len(fractions) == 1:
+                out.append(np.zeros_like(mean))
+            else:
+                out.append(np.sqrt(total / (total**2 - squares) * (fractions @ (vectors - mean) ** 2)))
+        elif stat == "minimum":
+            out.append(vectors.min(axis=0))
+        elif stat == "maximum":
+            out.append(vectors.max(axis=0))
+        elif stat == "range":
+            out.append(vectors.max(axis=0) - vectors.min(axis=0))
+        else:
+            raise ValueError(f"unknown statistic {stat!r}; known: {', '.join(STATS)}")
+    return np.concatenate(out)
+
+
+class CrysAtomFeaturizer(InProcessFeaturizer):
+    """Composition features from CrysAtom atom vectors: fraction-weighted mean, standard deviation,
+    minimum, maximum and range of the vectors of the elements present, like matminer's ElementProperty.
+
+    The vectors are the node embeddings of a CGCNN autoencoder pretrained without labels on crystal
+    graphs, averaged per element over every occurrence in the corpus (Mukherjee, Ghosh &
+    Basuchowdhuri, LoG 2024). Accepts a pymatgen ``Composition`` or a ``Structure`` (its composition);
+    oxidation states are ignored.
+
+    Args:
+        vectors: the atom vectors: a bundled table name (``"crysatom"``), a CSV file or a directory
+            written by ``python -m pretraining.atom_vectors``.
+        stats: statistics to compute, from ``"mean"``, ``"std_dev"``, ``"minimum"``, ``"maximum"``, ``"range"``.
+
+    An element without a vector raises ``ValueError`` naming it (NaNs with ``ignore_errors=True``).
+    The table loads lazily on first use and is not pickled; featurization runs in this process.
+    """
+
+    def __init__(self, vectors: str = DEFAULT_ATOM_VECTORS, stats: tuple = STATS):
+        self.vectors = vectors
+        self.stats = stats
+
+    @classmethod
+    def from_preset(cls, preset: str = "crysatom", **kwargs):
+        """``"crysatom"``: the bundled vectors with the five statistics of matminer's ``matscholar_el`` preset."""
+        if preset != "crysatom":
+            raise ValueError(f"unknown preset {preset!r}; known: 'crysatom'")
+        return cls(vectors=DEFAULT_ATOM_VECTORS, stats=STATS, **kwargs)
+
+    def _table(self):
+        key = str(self.vectors)
+        cached = self.__dict__.get("_cached_table")
+        if cached is None or cached[0] != key:
+            table = load_atom_vectors(self.vectors)
+            cached = (key, table, {symbol: i for i, symbol in enumerate(table.index)}, table.to_numpy())
+            self._cached_table = cached
+        return cached[1:]
+
+    @property
+    def _label(self) -> str:
+        return "CrysAtom" if self.vectors == DEFAULT_ATOM_VECTORS else "AtomVectors"
+
+    def featurize(self, composition):
+        """Feature vector (list of floats) of one ``Composition`` or ``Structure``."""
+        from pymatgen.core import Composition, IStructure
+
+        if isinstance(composition, IStructure):
+            composition = composition.composition
+        if not isinstance(composition, Composition):
+            hint = " (parse a formula with pymatgen's Composition first)" if isinstance(composition, str) else ""
+            raise TypeError(f"expected a pymatgen Composition or Structure, got {type(composition).__name__}{hint}")
+        table, rows, matrix = self._table()
+        amounts = composition.element_composition.get_el_amt_dict()
+        if not amounts or sum(amounts.values()) <= 0:
+            raise ValueError("the composition is empty")
+        missing = sorted(symbol for symbol in amounts if symbol not in rows)
+        if missing:
+            raise ValueError(f"no {self._label} vector for element(s) {', '.join(missing)}: "
+                             "the vectors were learned from a corpus without them")
+        symbols = list(amounts)
+        fractions = np.array([amounts[s] for s in symbols], dtype=float)
+        return weighted_stats(matrix[[rows[s] for s in symbols]], fractions / fractions.sum(), self.stats).tolist()
+
+    def featurize_many(self, entries, ignore_errors=False, return_errors=False, pbar=True):
+        """As ``BaseFeaturizer.featurize_many``, in this process; an error names the entry's position."""
+        if return_errors and not ignore_errors:
+            raise ValueError("Please set ignore_errors to True to use return_errors.")
+        n = len(self.feature_labels())
+        rows = []
+        for index, entry in enumerate(tqdm(_entries_as_list(entries), desc=type(self).__name__, disable=not pbar)):
+            try:
+                rows.append(self.featurize(entry) + ([float("nan")] if return_errors else []))
+            except Exception as err:
+                if not ignore_errors:
+                    raise entry_error(err, index) from err
+                rows.append([float("nan")] * n + (["".join(traceback.format_exception(err))] if return_errors else []))
+        return rows
+
+    def feature_labels(self):
+        table = self._table()[0]
+        return [f"{self._label} {stat} dim {column}" for stat in self.stats for column in table.columns]
+
+    def citations(self):
+        return [CRYSATOM_CITATION]

@@ -1,0 +1,153 @@
+"""Extract CrysAtom atom vectors: each element's node embedding averaged over all its occurrences.
+
+    python -m pretraining.atom_vectors --weights runs/crysatom --data structures.jsonl.gz --out runs/crysatom-vectors
+
+The encoder (exported by ``python -m pretraining.run --method crysatom``) runs in eval mode over every
+structure of ``--data``; the vector of element Z is the mean of the embeddings of all Z sites in the
+whole corpus (not of the last batch holding Z). Elements that never occur get no vector; the card lists
+them. OUT receives ``atom_vectors.csv`` (see :mod:`matssl_featurizers.atom_vectors`) and ``README.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from pathlib import Path
+
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from matssl_featurizers.atom_vectors import ATOM_VECTORS_NAME, save_atom_vectors
+from matssl_featurizers.composition import CRYSATOM_CITATION
+from matssl_featurizers.encoders import N_ELEMENTS
+from matssl_featurizers.weights import CARD_NAME, load_encoder
+
+from . import card
+from .data import GraphDataset, build_graphs
+
+
+def element_sums(encoder, batches, device: str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
+    """Sum of node embeddings ``[119, F]`` (float64) and number of sites ``[119]`` per atomic number,
+    over every node of every batch."""
+    width = encoder.config["atom_fea_len"]
+    sums = torch.zeros(N_ELEMENTS + 1, width, dtype=torch.float64)
+    counts = torch.zeros(N_ELEMENTS + 1, dtype=torch.long)
+    encoder.eval()
+    with torch.inference_mode():
+        for batch in batches:
+            h = encoder.node_embeddings(batch.to(device)).double().cpu()
+            z = batch.atomic_numbers.cpu()
+            sums.index_add_(0, z, h)
+            counts.index_add_(0, z, torch.ones_like(z))
+    return sums, counts
+
+
+def vectors_table(sums: torch.Tensor, counts: torch.Tensor) -> pd.DataFrame:
+    """The mean vector of every element seen at least once, indexed by symbol (atomic-number order),
+    with a ``count`` attribute Series of sites per element."""
+    from pymatgen.core import Element
+
+    seen = [z for z in range(1, N_ELEMENTS + 1) if counts[z] > 0]
+    means = (sums[seen] / counts[seen].unsqueeze(1)).numpy()
+    table = pd.DataFrame(means, index=pd.Index([Element.from_Z(z).symbol for z in seen], name="element"))
+    table.attrs["count"] = pd.Series(counts[seen].numpy(), index=table.index)
+    return table
+
+
+def extract(weights, data, batch_size: int = 256, device: str = "cpu", cache_dir=None, workers: int = 1,
+            progress: bool = True) -> pd.DataFrame:
+    """Atom vectors of the encoder ``weights`` averaged over the structures of ``data`` (see :func:`vectors_table`)."""
+    from torch_geometric.loader import DataLoader
+
+    encoder = load_encoder(weights, device=device)
+    if encoder.config.get("architecture") != "cgcnn":
+        raise ValueError(f"{weights}: atom vectors come from a CGCNN encoder, not {encoder.config.get('architecture')!r}")
+    store = build_graphs(data, cache_dir=cache_dir, workers=workers, progress=progress)
+    loader = DataLoader(GraphDataset(store), batch_size=batch_size, shuffle=False)
+    batches = tqdm(loader, desc="atom vectors", disable=not progress, unit="batch")
+    table = vectors_table(*element_sums(encoder, batches, device))
+    table.attrs["n_structures"] = len(store)
+    return table
+
+
+def coverage(table: pd.DataFrame, up_to: int = 100) -> str:
+    """Markdown lines: how many elements have a vector, and which of Z = 1..``up_to`` do not."""
+    from pymatgen.core import Element
+
+    missing = [Element.from_Z(z).symbol for z in range(1, up_to + 1) if Element.from_Z(z).symbol not in table.index]
+    counts = table.attrs["count"]
+    rare = ", ".join(f"{s} ({n})" for s, n in counts.sort_values().head(10).items())
+    return (f"- {len(table)} elements have a vector, averaged over {int(counts.sum())} sites of "
+            f"{table.attrs['n_structures']} structures.\n"
+            f"- no vector (never in the corpus), among Z = 1-{up_to}: {', '.join(missing) or 'none'}.\n"
+            f"- fewest sites behind a vector: {rare}.")
+
+
+def render_card(table: pd.DataFrame, command: str, weights: Path) -> str:
+    """The card of an atom-vector table: training of its encoder (from that encoder's card), extraction, coverage."""
+    encoder_card = (Path(weights) / CARD_NAME).read_text() if (Path(weights) / CARD_NAME).is_file() else ""
+    _, _, training = encoder_card.partition("## Data")
+    training, _, _ = training.partition("## Architecture")
+    return f"""---
+library_name: matssl-featurizers
+tags: [materials, atom-vectors, self-supervised, crysatom]
+---
+# CrysAtom atom vectors
+
+One {table.shape[1]}-dim vector per element: the node embeddings of a CGCNN autoencoder pretrained with
+CrysAtom's losses (node-feature and connectivity reconstruction + Barlow Twins) by
+`python -m pretraining.run --method crysatom`, averaged per element over every site of the corpus.
+Use them with `CrysAtomFeaturizer` (composition statistics) or as fixed encoder inputs
+(`atom_input="crysatom"`).
+
+Method: {CRYSATOM_CITATION}
+
+## Encoder data and training (from the encoder's card)
+{("## Data" + training).replace("## ", "### ").strip() if training else "(the encoder directory has no card)"}
+
+## Extraction
+- command: `{command}`
+- the encoder runs in eval mode on the unmasked structures; each element's vector is the mean of its
+  node embeddings over every site of the corpus (the paper's released vectors were overwritten by the
+  last batch holding each element).
+
+## Where the method differs from the paper
+- The paper's equations for the decoders are not legible in our copy; we reconstruct the 92 binary
+  CGCNN element features with a linear layer and binary cross-entropy, and predict the number of
+  edges (0-12) between a node pair with a rank-one factorised bilinear layer, a sigmoid, a linear layer
+  and a softmax (cross-entropy), on every connected pair and as many random pairs of the same crystal.
+- The graph is CGCNN's (12 nearest neighbours within 8 Å), so multiplicities are edges of that graph.
+- Barlow Twins ties the two views' mean-pooled node embeddings directly (no projector).
+
+## Coverage
+{coverage(table)}
+
+{card.EVALUATION_HEADING}
+Not evaluated yet. Run `python -m pretraining.evaluate_composition ... --card DIR` to put a random-forest
+comparison against other element vectors here.
+"""
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m pretraining.atom_vectors", description=__doc__.split("\n")[0])
+    p.add_argument("--weights", required=True, type=Path, help="directory exported by pretraining.run --method crysatom")
+    p.add_argument("--data", required=True, nargs="+")
+    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--cache-dir", type=Path, default=None)
+    p.add_argument("--no-progress", action="store_true")
+    args = p.parse_args(argv)
+    command = "python -m pretraining.atom_vectors " + " ".join(shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
+    table = extract(args.weights, args.data, args.batch_size, args.device, args.cache_dir, args.workers, not args.no_progress)
+    save_atom_vectors(table, args.out / ATOM_VECTORS_NAME)
+    (args.out / CARD_NAME).write_text(render_card(table, command, args.weights))
+    print(coverage(table))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

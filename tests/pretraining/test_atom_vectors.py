@@ -1,0 +1,62 @@
+import numpy as np
+import pytest
+import torch
+
+from matssl_featurizers.atom_vectors import load_atom_vectors
+from matssl_featurizers.encoders import CGCNNEncoder
+from matssl_featurizers.graphs import collate, structure_to_graph
+from matssl_featurizers.weights import save_encoder
+from pretraining import atom_vectors
+from tests.conftest import STRUCTURES_FILE
+
+
+@pytest.fixture(scope="module")
+def encoder():
+    torch.manual_seed(0)
+    return CGCNNEncoder(atom_input="cgcnn92", atom_fea_len=24, n_conv=2, out_dim=0).eval()
+
+
+def test_vectors_average_every_occurrence_in_the_corpus_not_the_last_batch(encoder, structures):
+    chosen = structures[:30]
+    batches = [collate([structure_to_graph(s) for s in chosen[i:i + 7]]) for i in range(0, 30, 7)]
+    table = atom_vectors.vectors_table(*atom_vectors.element_sums(encoder, batches))
+    # by hand: every site of every structure, one structure at a time
+    per_element = {}
+    with torch.inference_mode():
+        for s in chosen:
+            h = encoder.node_embeddings(collate([structure_to_graph(s)])).double()
+            for site, row in zip(s, h):
+                per_element.setdefault(site.specie.symbol, []).append(row.numpy())
+    from pymatgen.core import Element
+
+    assert list(table.index) == sorted(per_element, key=lambda symbol: Element(symbol).Z)
+    for symbol, rows in per_element.items():
+        np.testing.assert_allclose(table.loc[symbol].to_numpy(), np.mean(rows, axis=0), rtol=1e-5, atol=1e-6)
+        assert table.attrs["count"][symbol] == len(rows)
+    # an element spread over several batches: its vector is not that of the last batch alone
+    oxygen_batches = [b for b in batches if (b.atomic_numbers == 8).any()]
+    assert len(oxygen_batches) > 1
+    last = atom_vectors.vectors_table(*atom_vectors.element_sums(encoder, oxygen_batches[-1:]))
+    assert not np.allclose(last.loc["O"], table.loc["O"])
+
+
+def test_the_command_writes_a_table_and_a_card_naming_the_missing_elements(tmp_path, encoder, structures):
+    weights = save_encoder(encoder, tmp_path / "encoder", card="# encoder\n## Data\n- fixtures\n## Training\n- 1 epoch\n## Architecture\n")
+    out = tmp_path / "vectors"
+    assert atom_vectors.main(["--weights", str(weights), "--data", str(STRUCTURES_FILE), "--out", str(out),
+                              "--batch-size", "16", "--cache-dir", str(tmp_path / "cache"), "--no-progress"]) == 0
+    table = load_atom_vectors(out)
+    seen = sorted({site.specie.Z for s in structures for site in s})
+    assert len(table) == len(seen) and table.shape[1] == 24 and np.isfinite(table.to_numpy()).all()
+    card = (out / "README.md").read_text()
+    assert "pretraining.atom_vectors --weights" in card and "### Training" in card and "- 1 epoch" in card
+    never = [sym for z, sym in [(2, "He"), (10, "Ne"), (18, "Ar")] if z not in seen]
+    assert never and all(sym in card.split("no vector")[1].split("\n")[0] for sym in never)
+
+
+def test_a_megnet_encoder_is_refused(tmp_path):
+    from matssl_featurizers.encoders import MEGNetEncoder
+
+    weights = save_encoder(MEGNetEncoder(width=8, hidden=8, n_blocks=1), tmp_path / "megnet")
+    with pytest.raises(ValueError, match="CGCNN"):
+        atom_vectors.extract(weights, [STRUCTURES_FILE], cache_dir=tmp_path / "cache", progress=False)
