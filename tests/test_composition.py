@@ -139,3 +139,18 @@ def test_other_tables_load_from_a_csv(tmp_path, table):
     assert featurizer.feature_labels()[0] == "AtomVectors mean dim 0"
     with pytest.raises(ValueError, match="no AtomVectors vector for element.s. O"):
         featurizer.featurize(Composition("Na2O"))
+
+
+def test_structures_the_structure_models_refuse_still_have_a_composition(structures, structures_df):
+    """CrysAtom needs only the composition: a degenerate lattice or a 1,000+ site supercell gives the vector
+    of its composition; an empty DataFrame gives an empty frame with the feature columns."""
+    from pymatgen.core import Lattice, Structure
+
+    featurizer = CrysAtomFeaturizer()
+    flat = Structure(Lattice([[3, 0, 0], [0, 3, 0], [0, 0, 0]]), ["Na", "Cl"], [[0, 0, 0], [0.5, 0.5, 0]])
+    np.testing.assert_array_equal(featurizer.featurize(flat), featurizer.featurize(Composition("NaCl")))
+    big = structures[0] * (10, 10, 10)
+    assert len(big) >= 1000
+    np.testing.assert_allclose(featurizer.featurize(big), featurizer.featurize(structures[0]), rtol=1e-12, atol=1e-12)
+    empty = featurizer.featurize_dataframe(structures_df.iloc[:0].copy(), "structure", pbar=False)
+    assert len(empty) == 0 and list(empty.columns)[-1] == featurizer.feature_labels()[-1]
