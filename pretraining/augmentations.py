@@ -89,7 +89,8 @@ def column_partners(known: torch.Tensor | None = None) -> torch.Tensor:
     return table
 
 
-def _graph_ptr(batch) -> torch.Tensor:
+def graph_ptr(batch) -> torch.Tensor:
+    """Node offsets of the graphs of a batch, ``[G + 1]`` (``[0, N]`` for a single graph)."""
     ptr = getattr(batch, "ptr", None)
     if ptr is None:
         ptr = torch.tensor([0, batch.atomic_numbers.shape[0]], device=batch.atomic_numbers.device)
@@ -103,7 +104,7 @@ def min_pair_distances(batch) -> torch.Tensor:
     """
     lengths = edge_lengths(batch)
     edge_graph = node_graph_index(batch).index_select(0, batch.edge_index[1])
-    n_graphs = _graph_ptr(batch).shape[0] - 1
+    n_graphs = graph_ptr(batch).shape[0] - 1
     out = torch.full((n_graphs,), float("inf"), dtype=lengths.dtype, device=lengths.device)
     return out.scatter_reduce(0, edge_graph, lengths, reduce="amin")
 
@@ -142,7 +143,7 @@ def column_replace(batch, partners: torch.Tensor, apply=None, generator=None):
 
     ``partners`` is the table of :func:`column_partners`; a site whose element has no partner is kept.
     """
-    ptr = _graph_ptr(batch)
+    ptr = graph_ptr(batch)
     device = batch.atomic_numbers.device
     sizes = ptr[1:] - ptr[:-1]
     n_graphs = sizes.shape[0]

@@ -17,8 +17,6 @@ element without a vector) are dropped for all, and counted.
 from __future__ import annotations
 
 import argparse
-import gzip
-import json
 import shlex
 import sys
 import tempfile
@@ -30,6 +28,7 @@ import pandas as pd
 from matssl_featurizers.atom_vectors import save_atom_vectors
 from matssl_featurizers.composition import CrysAtomFeaturizer
 
+from .data import iter_records
 from .evaluate import effective_rank, evaluate, markdown_table, write_results
 
 ELEMENT_PROPERTY_PRESETS = {"ElementProperty": "magpie", "matscholar": "matscholar_el", "megnet": "megnet_el"}
@@ -43,17 +42,14 @@ def load_formulas(paths, target: str, limit=None, seed: int = 0) -> pd.DataFrame
 
     rows = []
     for path in paths:
-        opener = gzip.open if str(path).endswith(".gz") else open
-        with opener(path, "rt") as handle:
-            for line in handle:
-                row = json.loads(line)
-                if row.get(target) is None or not row.get("formula"):
-                    continue
-                try:
-                    composition = Composition(row["formula"])
-                except Exception:
-                    continue
-                rows.append({"id": row.get("id", len(rows)), "composition": composition, target: float(row[target])})
+        for rid, _, row in iter_records(path):
+            if row.get(target) is None or not row.get("formula"):
+                continue
+            try:
+                composition = Composition(row["formula"])
+            except Exception:
+                continue
+            rows.append({"id": rid, "composition": composition, target: float(row[target])})
     df = pd.DataFrame(rows)
     if df.empty:
         raise SystemExit(f"no rows of {paths} have a formula and {target!r}")

@@ -172,8 +172,7 @@ def node_pairs(batch, generator=None) -> tuple[torch.Tensor, torch.Tensor, torch
     keys, counts = torch.unique(dst * n + src, return_counts=True)  # sorted
     centre, other = keys // n, keys % n
     node_graph = node_graph_index(batch)
-    ptr = getattr(batch, "ptr", None)
-    ptr = torch.tensor([0, n], device=src.device) if ptr is None else ptr
+    ptr = aug.graph_ptr(batch)
     graph = node_graph.index_select(0, centre)
     start, size = ptr.index_select(0, graph), (ptr[1:] - ptr[:-1]).index_select(0, graph)
     draw = torch.rand(centre.shape[0], generator=generator, device=src.device)
