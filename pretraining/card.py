@@ -65,11 +65,25 @@ Method: {citation}
 """
 
 
-def set_evaluation(card_path: Path, evaluation: str) -> None:
-    """Replace the evaluation section of an existing card."""
+def set_evaluation(card_path: Path, evaluation: str, section: str | None = None) -> None:
+    """Replace the evaluation section of an existing card or, with ``section``, only its subsection
+    ``### section`` (up to the next ``### `` heading), appended when the card has none."""
     text = Path(card_path).read_text()
-    head, _, _ = text.partition(EVALUATION_HEADING)
-    Path(card_path).write_text(head + EVALUATION_HEADING + "\n" + evaluation.strip() + "\n")
+    head, _, tail = text.partition(EVALUATION_HEADING)
+    if section is None:
+        body = evaluation.strip()
+    else:
+        block = f"### {section}\n{evaluation.strip()}"
+        old = tail.strip()
+        if old == EVALUATION_PLACEHOLDER:
+            old = ""
+        start = old.find(f"### {section}\n")
+        if start < 0:
+            body = f"{old}\n\n{block}".strip()
+        else:
+            end = old.find("\n### ", start + 1)
+            body = old[:start] + block + ("\n\n" + old[end + 1:] if end >= 0 else "")
+    Path(card_path).write_text(head + EVALUATION_HEADING + "\n" + body.strip() + "\n")
 
 
 def evaluation_of(card_path: Path) -> str:

@@ -1,16 +1,22 @@
 """Random forest on frozen features: pretrained encoders against random weights and matminer baselines.
 
-    python -m pretraining.evaluate --data labelled.jsonl.gz --target formation_energy_peratom,optb88vdw_bandgap \\
-        --featurizers crystal-twins,random:crystal-twins,ElementProperty --folds 5 --limit 3000 --out eval/
+    python -m pretraining.evaluate --data labelled.jsonl.gz --target formation_energy_per_atom,band_gap \\
+        --folds 5 --train-sizes 100,500,all --limit 2000 --out eval/
 
-Every featurizer sees identical K-fold splits; scikit-learn's ``RandomForestRegressor`` with default
-hyperparameters and a fixed seed is fitted on each training fold. Rows any featurizer fails on are
-dropped for all of them (and counted). Writes ``results.json`` and ``results.md`` (MAE mean ± std over
-folds); ``--card DIR`` also puts the table into that model's card.
+Every featurizer sees identical K-fold splits (:mod:`pretraining.tasks`, shared with
+``pretraining.finetune``); scikit-learn's ``RandomForestRegressor`` with default hyperparameters and a
+fixed seed is fitted on each training fold, or on ``--train-sizes`` rows drawn from it. Rows a
+featurizer fails on are dropped from every featurizer's folds (and counted). Features are cached with
+joblib under ``--cache`` keyed by featurizer, weights and structures, so a second run only fits
+forests. Writes ``results.json`` and ``results.md`` (MAE mean ± std over folds); ``--card DIR`` also
+puts the table into that model's card.
 
 Featurizer names: a bundled model (``crystal-twins``), a weights directory, ``random:<model>`` (the same
-architecture with random weights, seeded), ``ElementProperty`` (magpie), ``SineCoulombMatrix``,
-``SiteStatsFingerprint`` (CrystalNN ops; ~0.3 s per structure); ``a+b`` concatenates the features of a and b.
+architecture with random weights, seeded), ``CrysAtom`` (composition statistics of the bundled CrysAtom
+atom vectors), ``ElementProperty`` (magpie), ``SineCoulombMatrix``, ``SiteStatsFingerprint`` (CrystalNN
+ops; ~0.3 s per structure); ``a+b`` concatenates the features of a and b. The default set is every
+bundled model, a random-weights control per bundled architecture, the four above and every bundled
+model + ElementProperty.
 """
 
 from __future__ import annotations
@@ -27,50 +33,47 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
+from matssl_featurizers import weights as weights_io
 from matssl_featurizers.encoders import build_encoder
 from matssl_featurizers.featurizers import SSLStructureFeaturizer
 from matssl_featurizers.weights import read_config, save_encoder
 
 from . import card
-from .data import iter_records, payload_to_structure
+from .data import default_cache_dir
+from .tasks import cv_splits, fingerprint, load_labelled, parse_train_sizes, training_rows
 
 MATMINER_BASELINES = ("ElementProperty", "SineCoulombMatrix", "SiteStatsFingerprint")
+COMPOSITION_FEATURIZERS = ("CrysAtom",)
+
+
+def default_featurizers() -> list[str]:
+    """Every bundled model, ``random:`` of each distinct bundled architecture, CrysAtom, the matminer
+    baselines, and each bundled model + ElementProperty."""
+    models = sorted(weights_io.bundled_index(), key=lambda m: (m != weights_io.DEFAULT_MODEL, m))
+    controls, seen = [], []
+    for model in models:
+        config = read_config(model)
+        if config not in seen:
+            seen.append(config)
+            controls.append(f"random:{model}")
+    return [*models, *controls, *COMPOSITION_FEATURIZERS, *MATMINER_BASELINES, *(f"{m}+ElementProperty" for m in models)]
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(prog="python -m pretraining.evaluate", description=__doc__.split("\n")[0])
     p.add_argument("--data", required=True, nargs="+")
     p.add_argument("--target", required=True, help="target column(s), comma separated")
-    p.add_argument("--featurizers", default="crystal-twins,random:crystal-twins,ElementProperty,SineCoulombMatrix")
+    p.add_argument("--featurizers", default=None, help="comma separated; default: " + ",".join(default_featurizers()))
     p.add_argument("--folds", type=int, default=5)
     p.add_argument("--train-sizes", default="all", help="comma separated training-set sizes per fold, or 'all'")
     p.add_argument("--limit", type=int, default=None, help="evaluate on N labelled rows drawn with --seed")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True, type=Path)
-    p.add_argument("--card", type=Path, default=None, help="model directory whose card gets the table")
+    p.add_argument("--card", type=Path, nargs="*", default=[], help="model directories whose cards get the table")
+    p.add_argument("--card-section", default=None, help="title of the card subsection the table replaces (default: the whole evaluation)")
+    p.add_argument("--cache", type=Path, default=default_cache_dir().parent / "features", help="joblib feature cache")
+    p.add_argument("--no-cache", action="store_true", help="recompute every feature")
     return p.parse_args(argv)
-
-
-def load_labelled(paths, targets, limit=None, seed=0) -> pd.DataFrame:
-    """Rows with a readable structure and every target present, as a DataFrame (``structure`` + targets)."""
-    rows = []
-    for path in paths:
-        for rid, payload, row in iter_records(path):
-            if all(row.get(t) is not None for t in targets):
-                rows.append({"id": rid, "payload": payload, **{t: float(row[t]) for t in targets}})
-    df = pd.DataFrame(rows)
-    if df.empty:
-        raise SystemExit(f"no rows of {paths} have all of {targets}")
-    if limit is not None and limit < len(df):
-        df = df.sample(n=limit, random_state=seed)
-    structures = []
-    for payload in df.pop("payload"):
-        try:
-            structures.append(payload_to_structure(payload))
-        except Exception:
-            structures.append(None)
-    df["structure"] = structures
-    return df[df["structure"].notna()].set_index("id")
 
 
 def random_weights_dir(model: str, seed: int, root: Path) -> Path:
@@ -81,10 +84,11 @@ def random_weights_dir(model: str, seed: int, root: Path) -> Path:
 
 
 def make_featurizer(name: str, seed: int, scratch: Path):
+    """The featurizer called ``name`` (see the module docstring)."""
     if name == "ElementProperty":
         from matminer.featurizers.composition import ElementProperty
 
-        return _CompositionOf(ElementProperty.from_preset("magpie", impute_nan=True))
+        return ElementProperty.from_preset("magpie", impute_nan=True)
     if name == "SineCoulombMatrix":
         from matminer.featurizers.structure import SineCoulombMatrix
 
@@ -93,6 +97,10 @@ def make_featurizer(name: str, seed: int, scratch: Path):
         from matminer.featurizers.structure import SiteStatsFingerprint
 
         return SiteStatsFingerprint.from_preset("CrystalNNFingerprint_ops")
+    if name == "CrysAtom":
+        from matssl_featurizers.composition import CrysAtomFeaturizer
+
+        return CrysAtomFeaturizer()
     if name.startswith("random:"):
         model = name.split(":", 1)[1]
         return SSLStructureFeaturizer(model=f"random-{Path(model).name}", weights=str(random_weights_dir(model, seed, scratch)))
@@ -101,45 +109,76 @@ def make_featurizer(name: str, seed: int, scratch: Path):
     return SSLStructureFeaturizer(model=name)
 
 
-class _CompositionOf:
-    """Apply a composition featurizer to the composition of each structure."""
+def featurizer_identity(name: str, seed: int) -> str:
+    """Everything besides the structures that decides the features of ``name``: the cache key's other half."""
+    import matminer
 
-    def __init__(self, featurizer):
-        self.featurizer = featurizer
+    if name in MATMINER_BASELINES:
+        return f"{name} matminer {matminer.__version__}"
+    if name == "CrysAtom":
+        from matssl_featurizers.atom_vectors import atom_vectors_path
 
-    def featurize_many(self, structures, ignore_errors=True, pbar=True):
-        return self.featurizer.featurize_many([s.composition for s in structures], ignore_errors=ignore_errors, pbar=pbar)
+        return f"CrysAtom {weights_io.sha256(atom_vectors_path())}"
+    if name.startswith("random:"):
+        return f"random {json.dumps(read_config(name.split(':', 1)[1]), sort_keys=True)} seed {seed} torch {torch.__version__}"
+    directory = weights_io.resolve(name)
+    return " ".join(weights_io.sha256(directory / f) for f in (weights_io.CONFIG_NAME, weights_io.WEIGHTS_NAME))
 
 
-def featurize(name: str, structures: list, seed: int, scratch: Path) -> np.ndarray:
-    featurizer = make_featurizer(name, seed, scratch)
-    if hasattr(featurizer, "set_n_jobs"):
-        featurizer.set_n_jobs(1)
-    if name == "SineCoulombMatrix":
-        featurizer.fit(structures)
-    rows = featurizer.featurize_many(structures, ignore_errors=True, pbar=True)
+def featurize(name: str, structures: list, seed: int, progress: bool = True) -> np.ndarray:
+    """Features of every structure (a row of NaN where ``name`` fails), with a progress bar named after it."""
+    with tempfile.TemporaryDirectory() as scratch:
+        featurizer = make_featurizer(name, seed, Path(scratch))
+        if name in MATMINER_BASELINES:
+            entries = [s.composition for s in structures] if name == "ElementProperty" else structures
+            if name == "SineCoulombMatrix":
+                featurizer.fit(structures)
+            rows = [featurizer.featurize_wrapper((x,), ignore_errors=True)
+                    for x in tqdm(entries, desc=name, unit="structure", disable=not progress)]
+        else:
+            rows = featurizer.featurize_many(structures, ignore_errors=True, pbar=progress)
     return np.array(rows, dtype=float)
 
 
-def evaluate(features: dict, y: np.ndarray, folds: int, train_sizes, seed: int, progress=True,
-             max_features=1.0) -> list[dict]:
-    """MAE per featurizer, training size and fold, on identical folds (``max_features``: the random
-    forest's, scikit-learn's default 1.0 = all features at every split)."""
-    from sklearn.ensemble import RandomForestRegressor
-    from sklearn.model_selection import KFold
+def _cached_features(name: str, identity: str, data_key: str, structures: list, seed: int) -> np.ndarray:
+    """``featurize`` behind the joblib cache: keyed by name, identity, data_key and seed, not the structures."""
+    return featurize(name, structures, seed)
 
-    splits = list(KFold(folds, shuffle=True, random_state=seed).split(y))
+
+def all_features(names: list[str], df: pd.DataFrame, seed: int, cache: Path | None) -> dict[str, np.ndarray]:
+    """Features of every featurizer in ``names`` (``a+b`` concatenated; each part computed once) for the
+    rows of ``df``, read from / written to the joblib cache ``cache`` when given."""
+    compute = _cached_features
+    if cache is not None:
+        import joblib
+
+        compute = joblib.Memory(cache, verbose=0).cache(_cached_features, ignore=["structures"])
+    structures, data_key = list(df["structure"]), fingerprint(df)
+    parts = {}
+    for part in tqdm(list(dict.fromkeys(p for name in names for p in name.split("+"))), desc="featurizers", unit="featurizer"):
+        parts[part] = compute(part, featurizer_identity(part, seed), data_key, structures, seed)
+    return {name: np.hstack([parts[p] for p in name.split("+")]) for name in names}
+
+
+def evaluate(features: dict, y: np.ndarray, splits: list, train_sizes, seed: int, ok: np.ndarray | None = None,
+             progress=True, max_features=1.0) -> list[dict]:
+    """MAE per featurizer, training size and fold on the identical ``splits`` (from :func:`cv_splits`),
+    using only rows where ``ok`` (``max_features``: the random forest's, scikit-learn's default 1.0 = all
+    features at every split)."""
+    from sklearn.ensemble import RandomForestRegressor
+
+    ok = np.ones(len(y), bool) if ok is None else ok
     results = []
-    bar = tqdm(total=len(features) * len(train_sizes) * folds, desc="random forests", disable=not progress)
+    bar = tqdm(total=len(features) * len(train_sizes) * len(splits), desc="random forests", disable=not progress)
     for name, X in features.items():
         for size in train_sizes:
             for fold, (train, test) in enumerate(splits):
-                if size != "all":
-                    train = np.random.default_rng(seed + fold).permutation(train)[: int(size)]
+                train = training_rows(train, size, seed, fold)
+                train, test = train[ok[train]], test[ok[test]]
                 model = RandomForestRegressor(random_state=seed, n_jobs=-1, max_features=max_features).fit(X[train], y[train])
                 mae = float(np.mean(np.abs(model.predict(X[test]) - y[test])))
-                results.append({"featurizer": name, "train_size": size if size == "all" else int(size),
-                                "n_train": int(len(train)), "fold": fold, "mae": mae})
+                results.append({"featurizer": name, "train_size": size, "n_train": int(len(train)),
+                                "n_test": int(len(test)), "fold": fold, "mae": mae})
                 bar.update()
     bar.close()
     return results
@@ -157,56 +196,64 @@ def effective_rank(X: np.ndarray) -> float:
     return float(np.exp(-(p * np.log(p)).sum()))
 
 
-def markdown_table(results: pd.DataFrame, shapes: dict) -> str:
-    """MAE mean ± std over folds: one row per featurizer, one column per target and training size,
-    plus the number of features and their effective rank (``shapes``: name -> (n_features, rank))."""
-    summary = results.groupby(["target", "train_size", "featurizer"], sort=False)["mae"].agg(["mean", "std"]).reset_index()
+def markdown_table(results: pd.DataFrame, shapes: dict | None = None, key: str = "featurizer") -> str:
+    """MAE mean ± std over folds: one row per ``key`` value, one column per target and training size,
+    plus, given ``shapes`` (name -> (n_features, effective rank)), the features and their effective rank."""
+    summary = (results.groupby(["target", "train_size", key], sort=False)
+               .agg(mean=("mae", "mean"), std=("mae", "std"), n_train=("n_train", "mean")).reset_index())
     columns = summary[["target", "train_size"]].drop_duplicates().values.tolist()
-    lines = ["| featurizer | features (effective rank) | " + " | ".join(f"{t} MAE (train size {s})" for t, s in columns) + " |"]
-    lines.append("|---|---|" + "---|" * len(columns))
-    for name in summary["featurizer"].drop_duplicates():
-        cells = []
+
+    def size_label(target, size):
+        if size != "all":
+            return f"train size {size}"
+        n = summary[(summary.target == target) & (summary.train_size == size)]["n_train"].mean()
+        return f"train size all ≈ {n:.0f}"
+
+    head = [key] + (["features (effective rank)"] if shapes else []) + [f"{t} MAE ({size_label(t, s)})" for t, s in columns]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for name in summary[key].drop_duplicates():
+        cells = [str(name)] + ([f"{shapes[name][0]} ({shapes[name][1]:.1f})"] if shapes else [])
         for target, size in columns:
-            row = summary[(summary.featurizer == name) & (summary.target == target) & (summary.train_size == size)]
+            row = summary[(summary[key] == name) & (summary.target == target) & (summary.train_size == size)]
             cells.append(f"{row['mean'].iloc[0]:.4f} ± {row['std'].iloc[0]:.4f}")
-        n_features, rank = shapes[name]
-        lines.append(f"| {name} | {n_features} ({rank:.1f}) | " + " | ".join(cells) + " |")
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
-def write_results(out: Path, text: str, payload: dict, card_dir: Path | None = None) -> None:
-    """Write ``results.md`` (``text``) and ``results.json`` (``payload``) to ``out``, print the text and,
-    with ``card_dir``, make it the evaluation section of that model's card."""
+def write_results(out: Path, text: str, payload: dict, cards=(), section: str | None = None) -> None:
+    """Write ``results.md`` (``text``) and ``results.json`` (``payload``) to ``out``, print the text and
+    put it into the evaluation section of each model directory in ``cards`` (the subsection titled
+    ``section`` only, when given)."""
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.md").write_text(text)
     (out / "results.json").write_text(json.dumps(payload, indent=1))
     print(text)
-    if card_dir is not None:
-        card.set_evaluation(card_dir / "README.md", text)
+    for card_dir in cards:
+        card.set_evaluation(Path(card_dir) / "README.md", text, section)
+
+
+def command_line(module: str, argv) -> str:
+    """The command that ran, for results and cards."""
+    return f"python -m {module} " + " ".join(shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    command = "python -m pretraining.evaluate " + " ".join(shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
+    command = command_line("pretraining.evaluate", argv)
     targets = [t.strip() for t in args.target.split(",")]
-    names = [n.strip() for n in args.featurizers.split(",")]
-    train_sizes = [s if s == "all" else int(s) for s in args.train_sizes.split(",")]
+    names = [n.strip() for n in args.featurizers.split(",")] if args.featurizers else default_featurizers()
+    train_sizes = parse_train_sizes(args.train_sizes)
     df = load_labelled(args.data, targets, args.limit, args.seed)
-    structures = list(df["structure"])
-    with tempfile.TemporaryDirectory() as scratch:  # concatenations ("a+b") featurize each part once
-        parts = {part: featurize(part, structures, args.seed, Path(scratch))
-                 for part in dict.fromkeys(part for name in names for part in name.split("+"))}
-    features = {name: np.hstack([parts[part] for part in name.split("+")]) for name in names}
+    splits = cv_splits(len(df), args.folds, args.seed)
+    features = all_features(names, df, args.seed, None if args.no_cache else args.cache)
     ok = np.all([np.isfinite(X).all(axis=1) for X in features.values()], axis=0)
     dropped = int((~ok).sum())
-    features = {name: X[ok] for name, X in features.items()}
     records = []
     for target in targets:
-        y = df[target].to_numpy()[ok]
-        for r in evaluate(features, y, args.folds, train_sizes, args.seed):
+        for r in evaluate(features, df[target].to_numpy(), splits, train_sizes, args.seed, ok):
             records.append({"target": target, **r})
     results = pd.DataFrame(records)
-    shapes = {name: (X.shape[1], effective_rank(X)) for name, X in features.items()}
+    shapes = {name: (X.shape[1], effective_rank(X[ok])) for name, X in features.items()}
     table = markdown_table(results, shapes)
     summary = (f"Random forest (scikit-learn defaults, random_state={args.seed}) on frozen features, "
                f"{args.folds}-fold cross-validation on identical folds, MAE mean ± std over folds; "
@@ -214,8 +261,9 @@ def main(argv=None) -> int:
                + (f" ({dropped} dropped: a featurizer failed on them)" if dropped else "") + ".")
     text = f"{summary}\n\nCommand: `{command}`\n\n{table}\n"
     write_results(args.out, text, {"command": command, "n_structures": int(ok.sum()), "dropped": dropped, "targets": targets,
+                                   "test_ids": [list(df.index[test]) for _, test in splits],
                                    "features": {n: {"n_features": f, "effective_rank": r} for n, (f, r) in shapes.items()},
-                                   "results": records}, args.card)
+                                   "results": records}, args.card, args.card_section)
     return 0
 
 

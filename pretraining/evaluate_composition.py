@@ -17,7 +17,6 @@ element without a vector) are dropped for all, and counted.
 from __future__ import annotations
 
 import argparse
-import shlex
 import sys
 import tempfile
 from pathlib import Path
@@ -29,7 +28,8 @@ from matssl_featurizers.atom_vectors import save_atom_vectors
 from matssl_featurizers.composition import CrysAtomFeaturizer
 
 from .data import iter_records
-from .evaluate import effective_rank, evaluate, markdown_table, write_results
+from .evaluate import command_line, effective_rank, evaluate, markdown_table, write_results
+from .tasks import cv_splits, parse_train_sizes
 
 ELEMENT_PROPERTY_PRESETS = {"ElementProperty": "magpie", "matscholar": "matscholar_el", "megnet": "megnet_el"}
 CONTROL_TABLES = ("onehot", "random")
@@ -114,9 +114,9 @@ def main(argv=None) -> int:
     p.add_argument("--out", required=True, type=Path)
     p.add_argument("--card", type=Path, default=None, help="atom-vector directory whose card gets the table")
     args = p.parse_args(argv)
-    command = "python -m pretraining.evaluate_composition " + " ".join(shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
+    command = command_line("pretraining.evaluate_composition", argv)
     names = [n.strip() for n in args.featurizers.split(",")]
-    train_sizes = [s if s == "all" else int(s) for s in args.train_sizes.split(",")]
+    train_sizes = parse_train_sizes(args.train_sizes)
     records, stacked, notes = [], {}, []
     for task in args.task:
         path, sep, target = task.rpartition(":")
@@ -124,8 +124,8 @@ def main(argv=None) -> int:
             p.error(f"--task {task!r}: expected FILE:TARGET")
         features, y, failed = featurize_task(path, target, names, args)
         label = f"{Path(path).name.split('.')[0]}: {target}"
-        records += [{"target": label, **r} for r in evaluate(features, y, args.folds, train_sizes, args.seed,
-                                                                             max_features=args.max_features)]
+        records += [{"target": label, **r} for r in evaluate(features, y, cv_splits(len(y), args.folds, args.seed),
+                                                                             train_sizes, args.seed, max_features=args.max_features)]
         for name, X in features.items():
             stacked.setdefault(name, []).append(X)
         failing = ", ".join(f"{name} {n}" for name, n in failed.items() if n)
@@ -139,7 +139,7 @@ def main(argv=None) -> int:
     text = f"{summary}\n\nCommand: `{command}`\n\n{table}\n"
     write_results(args.out, text, {"command": command, "tasks": notes,
                                    "features": {n: {"n_features": f, "effective_rank": r} for n, (f, r) in shapes.items()},
-                                   "results": records}, args.card)
+                                   "results": records}, [args.card] if args.card else [])
     return 0
 
 
