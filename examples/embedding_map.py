@@ -2,8 +2,8 @@
 
 Like Fig. 3 of the CrystalCLR paper (Koker et al. 2022, "Graph Contrastive Learning for Materials",
 arXiv:2211.13408). Embeds a random sample of Materials Project
-structures with every bundled self-supervised model and, for comparison, with matminer's Magpie composition
-features; standardises each feature, reduces each embedding to 2-D (UMAP when umap-learn is installed, else
+structures with every bundled self-supervised model and, for comparison, with the same CGCNN with random
+weights and with matminer's Magpie composition features; standardises each feature, reduces each embedding to 2-D (UMAP when umap-learn is installed, else
 scikit-learn t-SNE) and draws two figures:
 
 * embedding_map_class.png: points coloured by compound class (see ``compound_class``);
@@ -22,6 +22,7 @@ about a minute on one CPU core.
 import argparse
 import math
 import os
+import tempfile
 import time
 from collections import Counter
 from pathlib import Path
@@ -41,6 +42,7 @@ from sklearn.preprocessing import StandardScaler  # noqa: E402
 
 from matssl_featurizers import SSLStructureFeaturizer, list_models  # noqa: E402
 from pretraining.data import iter_records, payload_to_structure  # noqa: E402
+from pretraining.evaluate import random_weights_dir  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -139,6 +141,10 @@ def main():
         names[model] = f"{model} ({ARCHITECTURES.get(architecture, architecture)})"
         featurizer = SSLStructureFeaturizer(model=model)
         features[model] = np.array(featurizer.featurize_many(structures, ignore_errors=True), dtype=float)
+    with tempfile.TemporaryDirectory() as scratch:  # the control: CGCNN with random weights (seed 0)
+        control = SSLStructureFeaturizer(model="random-cgcnn", weights=str(random_weights_dir("crystal-twins", 0, Path(scratch))))
+        names["random-cgcnn"] = "random weights (CGCNN, seed 0)"
+        features["random-cgcnn"] = np.array(control.featurize_many(structures, ignore_errors=True), dtype=float)
     magpie = ElementProperty.from_preset("magpie", impute_nan=True)
     magpie.set_n_jobs(1)
     names["magpie"] = "Magpie (composition only)"
@@ -169,13 +175,13 @@ def main():
     print(f"2-D map: {method}")
 
     args.out.mkdir(parents=True, exist_ok=True)
-    n_cols = 2
+    n_cols = 3
     n_rows = math.ceil(len(maps) / n_cols)
     subtitle = (f"{keep.sum()} structures ({args.data.name}, seed {args.seed}), "
                 f"standardised features, {method} map; 10-NN scores in the full feature space")
 
     # figure 1: coloured by compound class
-    fig, axes = plt.subplots(n_rows, n_cols, figsize=(12, 5.6 * n_rows), squeeze=False)
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(17, 5.6 * n_rows), squeeze=False)
     colours = plt.get_cmap("tab10")
     for ax, (name, xy) in zip(axes.flat, maps.items()):
         for k, cls in enumerate(CLASSES):
@@ -199,7 +205,7 @@ def main():
     print(f"wrote {path}")
 
     # figure 2: coloured by formation energy per atom (shared colour scale, 1st-99th percentile)
-    fig, axes = plt.subplots(n_rows, n_cols, figsize=(12.5, 5.6 * n_rows), squeeze=False)
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(17.5, 5.6 * n_rows), squeeze=False)
     vmin, vmax = np.nanpercentile(energy, [1, 99])
     for ax, (name, xy) in zip(axes.flat, maps.items()):
         points = ax.scatter(xy[:, 0], xy[:, 1], s=4, c=energy, cmap="viridis", vmin=vmin, vmax=vmax,

@@ -1,0 +1,33 @@
+import json
+
+from pretraining import report
+
+
+def _run(directory, command, key, maes):
+    directory.mkdir()
+    results = [{"target": "e_form", key: name, "train_size": size, "n_train": 90 if size == "all" else size, "fold": fold, "mae": mae}
+               for (name, size), folds in maes.items() for fold, mae in enumerate(folds)]
+    (directory / "results.json").write_text(json.dumps({"command": command, "results": results}))
+    return directory
+
+
+def test_runs_of_both_protocols_become_one_table_with_the_best_in_bold(tmp_path):
+    rf = _run(tmp_path / "rf", "python -m pretraining.evaluate --data ../data/castelli.jsonl.gz --target e_form", "featurizer",
+              {("ElementProperty", 10): [0.5, 0.7], ("ElementProperty", "all"): [0.2, 0.4]})
+    ft = _run(tmp_path / "ft", "python -m pretraining.finetune --data 'my data/carbon.jsonl' --target e_form", "model",
+              {("crystal-twins", 10): [0.4, 0.4], ("random:crystal-twins", 10): [0.8, 1.0]})
+    table = report.combined_table([rf, ft]).splitlines()
+    assert table[0] == "| | castelli `e_form`, 10 train | castelli `e_form`, all ≈ 90 train | carbon `e_form`, 10 train |"
+    assert table[2] == "| ElementProperty | **0.600 ± 0.141** | **0.300 ± 0.141** |  |"
+    assert table[3] == "| crystal-twins |  |  | **0.400 ± 0.000** |"
+    assert table[4] == "| random:crystal-twins |  |  | 0.900 ± 0.141 |"
+    transposed = report.combined_table([rf, ft], digits=2, transpose=True).splitlines()
+    assert transposed[0] == "| | ElementProperty | crystal-twins | random:crystal-twins |"
+    assert transposed[4] == "| carbon `e_form`, 10 train |  | **0.400 ± 0.000** | 0.900 ± 0.141 |"
+
+
+def test_small_errors_keep_three_significant_figures(tmp_path):
+    run = _run(tmp_path / "rf", "python -m pretraining.evaluate --data carbon24.jsonl.gz --target e", "featurizer",
+               {("SineCoulombMatrix", "all"): [0.0212, 0.0208], ("ElementProperty", "all"): [0.113, 0.115]})
+    assert report.combined_table([run]).splitlines()[2:] == ["| SineCoulombMatrix | **0.0210 ± 0.0003** |",
+                                                             "| ElementProperty | 0.1140 ± 0.0014 |"]
