@@ -8,7 +8,8 @@ Every featurizer sees identical K-fold splits (:mod:`pretraining.tasks`, shared 
 fixed seed is fitted on each training fold, or on ``--train-sizes`` rows drawn from it. Rows a
 featurizer fails on are dropped from every featurizer's folds (and counted). Features are cached with
 joblib under ``--cache`` keyed by featurizer, weights and structures, so a second run only fits
-forests. Writes ``results.json`` and ``results.md`` (MAE mean ± std over folds); ``--card DIR`` also
+forests (the key does not cover edits to this package's code between releases: use ``--no-cache``
+then). Writes ``results.json`` and ``results.md`` (MAE mean ± std over folds); ``--card DIR`` also
 puts the table into that model's card.
 
 Featurizer names: a bundled model (``crystal-twins``), a weights directory, ``random:<model>`` (the same
@@ -113,6 +114,8 @@ def featurizer_identity(name: str, seed: int) -> str:
     """Everything besides the structures that decides the features of ``name``: the cache key's other half."""
     import matminer
 
+    import matssl_featurizers
+
     if name in MATMINER_BASELINES:
         return f"{name} matminer {matminer.__version__}"
     if name == "CrysAtom":
@@ -122,7 +125,8 @@ def featurizer_identity(name: str, seed: int) -> str:
     if name.startswith("random:"):
         return f"random {json.dumps(read_config(name.split(':', 1)[1]), sort_keys=True)} seed {seed} torch {torch.__version__}"
     directory = weights_io.resolve(name)
-    return " ".join(weights_io.sha256(directory / f) for f in (weights_io.CONFIG_NAME, weights_io.WEIGHTS_NAME))
+    hashes = " ".join(weights_io.sha256(directory / f) for f in (weights_io.CONFIG_NAME, weights_io.WEIGHTS_NAME))
+    return f"{hashes} matssl-featurizers {matssl_featurizers.__version__}"
 
 
 def featurize(name: str, structures: list, seed: int, progress: bool = True) -> np.ndarray:

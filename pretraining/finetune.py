@@ -176,6 +176,18 @@ def runs_of(models: list[str], inits: list[str]) -> list[tuple[str, str]]:
     return runs
 
 
+def fold_result(model_name: str, init: str, arrays: list, y: np.ndarray, fit_rows, val, test, args, fold: int,
+             device, progress=None) -> dict:
+    """Fine-tune one initialisation on one fold: test MAE, best and last epoch, seconds."""
+    model = build_model(model_name, init, args.seed + fold, args.hidden).to(device)
+    start = time.perf_counter()
+    info = fit(model, arrays, y, fit_rows, val, epochs=args.epochs, patience=args.patience, batch_size=args.batch_size,
+               lr=args.lr, device=device, seed=args.seed + fold, progress=progress)
+    pred = predict(model, arrays, test, args.batch_size, device) * info["std"] + info["mean"]
+    return {"mae": float(np.mean(np.abs(pred - y[test]))), "best_epoch": info["best_epoch"], "epochs": info["epochs"],
+            "seconds": round(time.perf_counter() - start, 2)}
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     command = command_line("pretraining.finetune", argv)
@@ -209,16 +221,10 @@ def main(argv=None) -> int:
                 n_val = max(2, int(round(args.val_fraction * len(train))))
                 val, fit_rows = shuffled[:n_val], shuffled[n_val:]
                 for model_name, init in runs:
-                    model = build_model(model_name, init, args.seed + fold, args.hidden).to(device)
-                    start = time.perf_counter()
-                    info = fit(model, arrays, y, fit_rows, val, epochs=args.epochs, patience=args.patience,
-                               batch_size=args.batch_size, lr=args.lr, device=device, seed=args.seed + fold, progress=bar)
-                    pred = predict(model, arrays, test, args.batch_size, device) * info["std"] + info["mean"]
+                    record = fold_result(model_name, init, arrays, y, fit_rows, val, test, args, fold, device, bar)
                     records.append({"target": target, "model": run_label(model_name, init), "init": init,
                                     "train_size": size, "n_train": int(len(train)), "n_fit": int(len(fit_rows)),
-                                    "n_val": int(n_val), "n_test": int(len(test)), "fold": fold,
-                                    "mae": float(np.mean(np.abs(pred - y[test]))), "best_epoch": info["best_epoch"],
-                                    "epochs": info["epochs"], "seconds": round(time.perf_counter() - start, 2)})
+                                    "n_val": int(n_val), "n_test": int(len(test)), "fold": fold, **record})
                     bar.update()
     bar.close()
     results = pd.DataFrame(records)
