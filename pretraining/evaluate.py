@@ -47,16 +47,23 @@ MATMINER_BASELINES = ("ElementProperty", "SineCoulombMatrix", "SiteStatsFingerpr
 COMPOSITION_FEATURIZERS = ("CrysAtom",)
 
 
-def default_featurizers() -> list[str]:
-    """Every bundled model, ``random:`` of each distinct bundled architecture, CrysAtom, the matminer
-    baselines, and each bundled model + ElementProperty."""
-    models = sorted(weights_io.bundled_index(), key=lambda m: (m != weights_io.DEFAULT_MODEL, m))
-    controls, seen = [], []
+def distinct_architectures(models: list[str]) -> list[str]:
+    """The models whose ``config.json`` no earlier model in the list has: one per architecture, so that
+    random weights of an architecture (seeded the same) are evaluated once."""
+    firsts, seen = [], []
     for model in models:
         config = read_config(model)
         if config not in seen:
             seen.append(config)
-            controls.append(f"random:{model}")
+            firsts.append(model)
+    return firsts
+
+
+def default_featurizers() -> list[str]:
+    """Every bundled model, ``random:`` of each distinct bundled architecture, CrysAtom, the matminer
+    baselines, and each bundled model + ElementProperty."""
+    models = sorted(weights_io.bundled_index(), key=lambda m: (m != weights_io.DEFAULT_MODEL, m))
+    controls = [f"random:{m}" for m in distinct_architectures(models)]
     return [*models, *controls, *COMPOSITION_FEATURIZERS, *MATMINER_BASELINES, *(f"{m}+ElementProperty" for m in models)]
 
 

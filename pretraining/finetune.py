@@ -38,10 +38,10 @@ from tqdm.auto import tqdm
 
 from matssl_featurizers.encoders import build_encoder
 from matssl_featurizers.graphs import collate_arrays
-from matssl_featurizers.neighbors import neighbor_arrays
+from matssl_featurizers.neighbors import graph_batches
 from matssl_featurizers.weights import load_encoder, read_config
 
-from .evaluate import command_line, markdown_table, write_results
+from .evaluate import command_line, distinct_architectures, markdown_table, write_results
 from .tasks import cv_splits, load_labelled, parse_train_sizes, training_rows
 
 INITS = ("pretrained", "random", "crysatom")
@@ -82,14 +82,8 @@ def run_label(model: str, init: str) -> str:
 
 
 def graph_arrays(structures) -> list:
-    """Neighbour arrays per structure, or the exception that kept one from a graph."""
-    out = []
-    for structure in structures:
-        try:
-            out.append(neighbor_arrays(structure))
-        except Exception as err:
-            out.append(err)
-    return out
+    """Neighbour arrays per structure, or the exception that kept one from a graph (in-process)."""
+    return [graph for batch in graph_batches(structures, batch_size=256) for graph in batch]
 
 
 def batches(rows: np.ndarray, batch_size: int, rng: np.random.Generator | None = None):
@@ -161,16 +155,14 @@ def parse_args(argv=None):
 def runs_of(models: list[str], inits: list[str]) -> list[tuple[str, str]]:
     """``(model, init)`` pairs; a randomly initialised architecture already listed is run once, and
     ``crysatom`` only for CGCNN models."""
-    runs, seen = [], []
+    firsts = distinct_architectures(models)
+    runs = []
     for model in models:
-        config = read_config(model)
         for init in inits:
-            if init == "crysatom" and config.get("architecture") != "cgcnn":
+            if init == "crysatom" and read_config(model).get("architecture") != "cgcnn":
                 continue
-            if init != "pretrained" and (init, config) in seen:
-                continue
-            seen.append((init, config))
-            runs.append((model, init))
+            if init == "pretrained" or model in firsts:
+                runs.append((model, init))
     if not runs:
         raise SystemExit(f"nothing to run: --init crysatom needs a CGCNN model, and {', '.join(models)} are not")
     return runs
