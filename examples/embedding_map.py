@@ -160,6 +160,8 @@ def main():
     energy = energy[keep]
     counts = Counter(classes)
     print("class counts:", ", ".join(f"{c} {counts[c]}" for c in CLASSES))
+    chance = sum((n / len(classes)) ** 2 for n in counts.values())
+    print(f"chance that two random structures share a class: {chance:.2f}")
 
     maps, titles, method = {}, {}, None
     print("10-NN scores, in the standardised feature space / in the 2-D map: fraction of neighbours of the same "

@@ -4,7 +4,8 @@
 
 One row per featurizer (or fine-tuned model), one column per dataset, target and training size
 (``--transpose``: the other way round), MAE mean ± std over folds; the lowest mean of each dataset,
-target and training size is bold. Each column has at least ``--digits`` decimals and enough to show its
+target and training size is bold; for fine-tuning runs a line below counts the runs that reached
+the ``--epochs`` cap. Each column has at least ``--digits`` decimals and enough to show its
 smallest mean to three significant figures. Featurizers missing from a run leave their cells empty.
 """
 
@@ -27,7 +28,22 @@ def load_results(directory: Path) -> pd.DataFrame:
     records["row"] = records["featurizer"] if "featurizer" in records else records["model"]
     words = shlex.split(payload["command"])
     records["task"] = Path(words[words.index("--data") + 1]).name.split(".")[0]
+    if "epochs" in records:  # a fine-tuning run: which runs stopped at its --epochs cap, not by early stopping
+        from .finetune import parse_args
+
+        records["capped"] = records["epochs"] >= parse_args(words[3:]).epochs
     return records
+
+
+def epoch_caps(records: pd.DataFrame) -> str:
+    """How many fine-tuning runs reached the epoch cap, per training size and model ('' for random forests)."""
+    if "capped" not in records:
+        return ""
+    counts = records.groupby(["train_size", "row"], sort=False)["capped"].agg(["sum", "size"])
+    per_size = [f"train size {size}: " + ", ".join(f"{row} {int(c['sum'])}/{int(c['size'])}" for row, c in group.droplevel(0).iterrows())
+                for size, group in counts.groupby(level=0, sort=False)]
+    return (f"Runs that reached the epoch cap: {int(records['capped'].sum())} of {len(records)} "
+            f"({'; '.join(per_size)}).")
 
 
 def combined_table(directories, digits: int = 3, transpose: bool = False) -> str:
@@ -60,7 +76,8 @@ def combined_table(directories, digits: int = 3, transpose: bool = False) -> str
     else:
         lines = ["| | " + " | ".join(label(*column) for column in columns) + " |", "|---|" + "---|" * len(columns)]
         lines += [f"| {row} | " + " | ".join(cells.get((row, *column), "") for column in columns) + " |" for row in rows]
-    return "\n".join(lines)
+    caps = epoch_caps(records)
+    return "\n".join(lines) + (f"\n\n{caps}" if caps else "")
 
 
 def main(argv=None) -> int:

@@ -31,3 +31,16 @@ def test_small_errors_keep_three_significant_figures(tmp_path):
                {("SineCoulombMatrix", "all"): [0.0212, 0.0208], ("ElementProperty", "all"): [0.113, 0.115]})
     assert report.combined_table([run]).splitlines()[2:] == ["| SineCoulombMatrix | **0.0210 ± 0.0003** |",
                                                              "| ElementProperty | 0.1140 ± 0.0014 |"]
+
+
+def test_fine_tuning_runs_at_the_epoch_cap_are_counted(tmp_path):
+    run = tmp_path / "ft"
+    run.mkdir()
+    results = [{"target": "e", "model": model, "train_size": 10, "n_train": 10, "fold": fold, "mae": 0.5, "epochs": epochs}
+               for model, folds in {"a": [7, 7], "random:a": [5, 3]}.items() for fold, epochs in enumerate(folds)]
+    command = "python -m pretraining.finetune --data x.jsonl --target e --model a --epochs 5 --out ft"
+    (run / "results.json").write_text(json.dumps({"command": command, "results": results}))
+    assert report.combined_table([run]).splitlines()[-1] == (
+        "Runs that reached the epoch cap: 3 of 4 (train size 10: a 2/2, random:a 1/2).")
+    rf = _run(tmp_path / "rf", "python -m pretraining.evaluate --data x.jsonl --target e", "featurizer", {("b", 10): [0.1, 0.2]})
+    assert "epoch cap" not in report.combined_table([rf])
