@@ -2,6 +2,7 @@ import json
 import shutil
 
 import numpy as np
+import pytest
 
 from matssl_featurizers import weights
 from pretraining import evaluate
@@ -61,8 +62,10 @@ def test_features_come_from_the_cache_on_a_second_run(tmp_path, monkeypatch):
     _two_featurizers(tmp_path / "b", tmp_path / "cache", "--train-sizes", "20,all")
     assert calls == ["crystal-twins", "ElementProperty"], "the second run recomputed features"
     first, second = (json.loads((tmp_path / d / "results.json").read_text()) for d in "ab")
-    same = [(r["fold"], r["featurizer"], r["mae"]) for r in first["results"]]
-    assert same == [(r["fold"], r["featurizer"], r["mae"]) for r in second["results"] if r["train_size"] == "all"]
+    again = [r for r in second["results"] if r["train_size"] == "all"]
+    assert [(r["fold"], r["featurizer"]) for r in first["results"]] == [(r["fold"], r["featurizer"]) for r in again]
+    # the forest's threads add up tree predictions in varying order, so MAEs may differ in the last bit
+    assert [r["mae"] for r in first["results"]] == pytest.approx([r["mae"] for r in again], rel=1e-12, abs=0)
     _two_featurizers(tmp_path / "c", tmp_path / "cache", "--limit", "60")  # other structures: computed anew
     assert calls[2:] == ["crystal-twins", "ElementProperty"]
 
