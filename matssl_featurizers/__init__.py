@@ -11,6 +11,8 @@ _LAZY = {
     "CrystalCLRFeaturizer": "featurizers",
     "CDSSLFeaturizer": "featurizers",
     "CrysAtomFeaturizer": "composition",
+    "AtomVectorFeaturizer": "composition",
+    "HybridStructureFeaturizer": "hybrid",
     "load_atom_vectors": "atom_vectors",
     "list_models": "weights",
     "load_encoder": "weights",

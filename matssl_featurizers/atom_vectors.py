@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import json
 import os
+from importlib import resources
 from pathlib import Path
 
 from . import weights as weights_io
 
 ATOM_VECTORS_NAME = "atom_vectors.csv"
 DEFAULT_ATOM_VECTORS = "crysatom"
+CGCNN92 = "cgcnn92"
 
 
 def bundled_atom_vectors() -> dict:
@@ -46,13 +48,33 @@ def atom_vectors_path(source: str | os.PathLike = DEFAULT_ATOM_VECTORS) -> Path:
     return path
 
 
-def load_atom_vectors(source: str | os.PathLike = DEFAULT_ATOM_VECTORS):
-    """The vectors of ``source`` as a ``pandas.DataFrame`` indexed by element symbol (float64), in
-    atomic-number order. Elements without a vector are not in the index."""
+def cgcnn92_table():
+    """CGCNN's 92-dim element features (Xie & Grossman 2018; matminer's data file), indexed by symbol."""
     import pandas as pd
     from pymatgen.core import Element
 
-    table = pd.read_csv(atom_vectors_path(source), index_col="element").astype("float64")
+    path = resources.files("matminer.utils.data_files") / "cgcnn_atom_feature.json"
+    rows = {Element.from_Z(int(z)).symbol: v for z, v in json.loads(path.read_text()).items()}
+    table = pd.DataFrame.from_dict(rows, orient="index", dtype="float64")
+    table.index.name = "element"
+    table.columns = [str(c) for c in table.columns]
+    return table
+
+
+def load_atom_vectors(source: str | os.PathLike = DEFAULT_ATOM_VECTORS):
+    """The vectors of ``source`` as a ``pandas.DataFrame`` indexed by element symbol (float64), in
+    atomic-number order. Elements without a vector are not in the index.
+
+    ``source``: a bundled name (``"crysatom"``), ``"cgcnn92"`` (CGCNN's input features), a CSV file
+    or a directory holding ``atom_vectors.csv``.
+    """
+    import pandas as pd
+    from pymatgen.core import Element
+
+    if source == CGCNN92:
+        table = cgcnn92_table()
+    else:
+        table = pd.read_csv(atom_vectors_path(source), index_col="element").astype("float64")
     unknown = [symbol for symbol in table.index if not Element.is_valid_symbol(symbol)]
     if unknown or table.index.has_duplicates:
         raise ValueError(f"atom vectors {str(source)!r}: invalid or repeated element symbols {unknown or list(table.index)}")

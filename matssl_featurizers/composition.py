@@ -1,4 +1,4 @@
-"""Composition featurizers from learned per-element vectors (CrysAtom)."""
+"""Composition featurizers from per-element vectors: CGCNN's input features or learned CrysAtom vectors."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import traceback
 import numpy as np
 from tqdm.auto import tqdm
 
-from .atom_vectors import DEFAULT_ATOM_VECTORS, load_atom_vectors
-from .featurizers import InProcessFeaturizer, _entries_as_list, entry_error
+from .atom_vectors import CGCNN92, DEFAULT_ATOM_VECTORS, load_atom_vectors
+from .featurizers import CGCNN_CITATION, InProcessFeaturizer, _entries_as_list, entry_error
 
 CRYSATOM_CITATION = (
     "@inproceedings{mukherjee2024crysatom, title={CrysAtom: Distributed Representation of Atoms for Crystal "
@@ -46,34 +46,40 @@ def weighted_stats(vectors: np.ndarray, fractions: np.ndarray, stats=STATS) -> n
     return np.concatenate(out)
 
 
-class CrysAtomFeaturizer(InProcessFeaturizer):
-    """Composition features from CrysAtom atom vectors: fraction-weighted mean, standard deviation,
-    minimum, maximum and range of the vectors of the elements present, like matminer's ElementProperty.
-
-    The vectors are the node embeddings of a CGCNN autoencoder pretrained without labels on crystal
-    graphs, averaged per element over every occurrence in the corpus (Mukherjee, Ghosh &
-    Basuchowdhuri, LoG 2024). Accepts a pymatgen ``Composition`` or a ``Structure`` (its composition);
+class AtomVectorFeaturizer(InProcessFeaturizer):
+    """Composition features from a table of per-element vectors: fraction-weighted mean, standard
+    deviation, minimum, maximum and range of the vectors of the elements present, like matminer's
+    ElementProperty. Accepts a pymatgen ``Composition`` or a ``Structure`` (its composition);
     oxidation states are ignored.
 
     Args:
-        vectors: the atom vectors: a bundled table name (``"crysatom"``), a CSV file or a directory
-            written by ``python -m pretraining.atom_vectors``.
+        vectors: the per-element table: ``"cgcnn92"`` (the 92-dim input features of CGCNN, which the
+            CGCNN encoders read; its statistics are what a CGCNN encoder must beat), a bundled table name
+            (``"crysatom"``), a CSV file or a directory written by ``python -m pretraining.atom_vectors``.
         stats: statistics to compute, from ``"mean"``, ``"std_dev"``, ``"minimum"``, ``"maximum"``, ``"range"``.
 
     An element without a vector raises ``ValueError`` naming it (NaNs with ``ignore_errors=True``).
     The table loads lazily on first use and is not pickled; featurization runs in this process.
     """
 
-    def __init__(self, vectors: str = DEFAULT_ATOM_VECTORS, stats: tuple = STATS):
+    def __init__(self, vectors: str = CGCNN92, stats: tuple = STATS):
         self.vectors = vectors
         self.stats = stats
 
     @classmethod
-    def from_preset(cls, preset: str = "crysatom", **kwargs):
-        """``"crysatom"``: the bundled vectors with the five statistics of matminer's ``matscholar_el`` preset."""
-        if preset != "crysatom":
-            raise ValueError(f"unknown preset {preset!r}; known: 'crysatom'")
-        return cls(vectors=DEFAULT_ATOM_VECTORS, stats=STATS, **kwargs)
+    def from_preset(cls, preset: str = CGCNN92, **kwargs):
+        """``"cgcnn92"`` or ``"crysatom"``: that table with the five statistics of matminer's ``matscholar_el`` preset."""
+        if preset not in (CGCNN92, DEFAULT_ATOM_VECTORS):
+            raise ValueError(f"unknown preset {preset!r}; known: {CGCNN92!r}, {DEFAULT_ATOM_VECTORS!r}")
+        return cls(vectors=preset, stats=STATS, **kwargs)
+
+    @property
+    def _label(self) -> str:
+        return {DEFAULT_ATOM_VECTORS: "CrysAtom", CGCNN92: "CGCNN92"}.get(str(self.vectors), "AtomVectors")
+
+    def citations(self):
+        return [CGCNN_CITATION] if self.vectors == CGCNN92 else [CRYSATOM_CITATION]
+
 
     def _table(self):
         key = str(self.vectors)
@@ -83,10 +89,6 @@ class CrysAtomFeaturizer(InProcessFeaturizer):
             cached = (key, table, {symbol: i for i, symbol in enumerate(table.index)}, table.to_numpy())
             self._cached_table = cached
         return cached[1:]
-
-    @property
-    def _label(self) -> str:
-        return "CrysAtom" if self.vectors == DEFAULT_ATOM_VECTORS else "AtomVectors"
 
     def featurize(self, composition):
         """Feature vector (list of floats) of one ``Composition`` or ``Structure``."""
@@ -128,5 +130,31 @@ class CrysAtomFeaturizer(InProcessFeaturizer):
         table = self._table()[0]
         return [f"{self._label} {stat} dim {column}" for stat in self.stats for column in table.columns]
 
-    def citations(self):
-        return [CRYSATOM_CITATION]
+
+class CrysAtomFeaturizer(AtomVectorFeaturizer):
+    """Composition features from CrysAtom atom vectors: fraction-weighted mean, standard deviation,
+    minimum, maximum and range of the vectors of the elements present, like matminer's ElementProperty.
+
+    The vectors are the node embeddings of a CGCNN autoencoder pretrained without labels on crystal
+    graphs, averaged per element over every occurrence in the corpus (Mukherjee, Ghosh &
+    Basuchowdhuri, LoG 2024). Accepts a pymatgen ``Composition`` or a ``Structure`` (its composition);
+    oxidation states are ignored.
+
+    Args:
+        vectors: the atom vectors: a bundled table name (``"crysatom"``), a CSV file or a directory
+            written by ``python -m pretraining.atom_vectors``.
+        stats: statistics to compute, from ``"mean"``, ``"std_dev"``, ``"minimum"``, ``"maximum"``, ``"range"``.
+
+    An element without a vector raises ``ValueError`` naming it (NaNs with ``ignore_errors=True``).
+    The table loads lazily on first use and is not pickled; featurization runs in this process.
+    """
+
+    def __init__(self, vectors: str = DEFAULT_ATOM_VECTORS, stats: tuple = STATS):
+        super().__init__(vectors=vectors, stats=stats)
+
+    @classmethod
+    def from_preset(cls, preset: str = "crysatom", **kwargs):
+        """``"crysatom"``: the bundled vectors with the five statistics of matminer's ``matscholar_el`` preset."""
+        if preset != "crysatom":
+            raise ValueError(f"unknown preset {preset!r}; known: 'crysatom'")
+        return cls(vectors=DEFAULT_ATOM_VECTORS, stats=STATS, **kwargs)

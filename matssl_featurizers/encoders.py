@@ -7,14 +7,11 @@ pretraining and featurization.
 
 from __future__ import annotations
 
-import json
-from importlib import resources
-
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .graphs import CUTOFF, GaussianDistance, edge_lengths, node_graph_index
+from .graphs import CUTOFF, GaussianDistance, edge_lengths
 
 N_ELEMENTS = 118
 MASK_TOKEN = 0  # atomic number used for masked atoms
@@ -28,22 +25,16 @@ def element_table(name: str) -> torch.Tensor:
     ``"crysatom"`` (or another bundled table of :mod:`matssl_featurizers.atom_vectors`): learned
     CrysAtom vectors, fixed inputs as in the CrysAtom paper.
     """
-    from .atom_vectors import bundled_atom_vectors, load_atom_vectors
+    from pymatgen.core import Element
 
-    if name == "cgcnn92":
-        path = resources.files("matminer.utils.data_files") / "cgcnn_atom_feature.json"
-        table = {int(z): v for z, v in json.loads(path.read_text()).items()}
-    elif name in bundled_atom_vectors():
-        from pymatgen.core import Element
+    from .atom_vectors import CGCNN92, bundled_atom_vectors, load_atom_vectors
 
-        table = {Element(symbol).Z: row.tolist() for symbol, row in load_atom_vectors(name).iterrows()}
-    else:
+    if name != CGCNN92 and name not in bundled_atom_vectors():
         raise ValueError(f"unknown element table {name!r}; known: 'cgcnn92', {', '.join(map(repr, bundled_atom_vectors()))}")
-    dim = len(next(iter(table.values())))
-    out = torch.full((N_ELEMENTS + 1, dim), float("nan"))
+    table = load_atom_vectors(name)
+    out = torch.full((N_ELEMENTS + 1, table.shape[1]), float("nan"))
     out[MASK_TOKEN] = 0.0
-    for z, vec in table.items():
-        out[z] = torch.tensor(vec, dtype=torch.float32)
+    out[[Element(symbol).Z for symbol in table.index]] = torch.tensor(table.to_numpy(), dtype=torch.float32)
     return out
 
 
@@ -99,8 +90,64 @@ def mean_pool(h: torch.Tensor, batch: torch.Tensor, num_graphs: int) -> torch.Te
     return total / count.clamp(min=1).unsqueeze(1)
 
 
+POOLS = ("mean", "max", "std")
+
+
+def pool_rows(h: torch.Tensor, index: torch.Tensor, num_groups: int, pools=POOLS) -> torch.Tensor:
+    r"""Statistics of the rows of each group, concatenated in ``pools`` order: ``[R, F] -> [G, len(pools) F]``.
+
+    ``mean``; ``max`` (elementwise); ``std`` :math:`= \sqrt{\mathrm{mean}((h - \bar h)^2) + 10^{-12}}` (0 for one row).
+    A group without rows gives zeros.
+    """
+    mean = mean_pool(h, index, num_groups)
+    out = []
+    for pool in pools:
+        if pool == "mean":
+            out.append(mean)
+        elif pool == "max":
+            empty = torch.zeros(num_groups, h.shape[1], dtype=h.dtype, device=h.device)
+            out.append(empty.scatter_reduce(0, index.unsqueeze(1).expand_as(h), h, "amax", include_self=False))
+        elif pool == "std":
+            out.append((mean_pool((h - mean.index_select(0, index)) ** 2, index, num_groups) + 1e-12).sqrt())
+        else:
+            raise ValueError(f"unknown pool {pool!r}; known: {', '.join(POOLS)}")
+    return torch.cat(out, dim=1)
+
+
+class Readout(nn.Module):
+    """The optional principal-component projection of a structure vector, shared by the encoders.
+
+    With ``components`` = k > 0 the module holds buffers fitted after pretraining (``pretraining.readout_pca``):
+    ``center [D]``, ``scale [D]`` and ``basis [D, k]``; :meth:`forward` gives ``((x - center) / scale) @ basis``,
+    the first k principal components of the standardised vector ``x [G, D] -> [G, k]``.
+    """
+
+    def __init__(self, length: int, components: int = 0):
+        super().__init__()
+        if not 0 <= components <= length:
+            raise ValueError(f"readout_components must be between 0 and the vector length {length}, got {components}")
+        self.components = components
+        if components:
+            self.register_buffer("center", torch.zeros(length))
+            self.register_buffer("scale", torch.ones(length))
+            self.register_buffer("basis", torch.zeros(length, components))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.components:
+            raise ValueError("this encoder has no principal components (readout_components is 0)")
+        return ((x - self.center) / self.scale) @ self.basis
+
+
+def check_readout(readout: str, known: tuple, pools) -> None:
+    if readout not in known:
+        raise ValueError(f"unknown readout {readout!r}; known: {', '.join(known)}")
+    unknown = [p for p in pools if p not in POOLS]
+    if unknown or not pools:
+        raise ValueError(f"pool must be a non-empty list of {', '.join(POOLS)}; got {list(pools)}")
+
+
 class CGCNNEncoder(nn.Module):
-    """CGCNN structure encoder: element inputs -> ``n_conv`` :class:`CGCNNConv` -> mean pool -> linear+softplus.
+    """CGCNN structure encoder: element inputs -> ``n_conv`` :class:`CGCNNConv` -> a readout.
 
     Args:
         atom_input: ``"embedding"`` (a learned vector per element) or the name of a fixed
@@ -108,11 +155,20 @@ class CGCNNEncoder(nn.Module):
             ``atom_fea_len`` by a linear layer.
         atom_fea_len: node feature width ``F``.
         n_conv: number of convolutions.
-        out_dim: width of the structure vector (CGCNN's ``h_fea_len``); 0 returns the pooled ``F``.
+        out_dim: ``readout="head"`` only: width of the structure vector (CGCNN's ``h_fea_len``); 0 returns
+            the pooled ``F``.
         cutoff, gaussian_step: edge features, Gaussians from 0 to ``cutoff`` every ``gaussian_step`` Å.
+        readout: ``"head"``: mean pool of the last layer, then linear + softplus to ``out_dim`` (the readout
+            of the models released before 0.2). ``"layers"``: the ``pool`` statistics over the sites of
+            every layer, the input layer included, then (``pool_edges``) the mean Gaussian expansion of the
+            edge lengths: ``(n_conv + 1) * len(pool) * F (+ K)`` values, no weights of its own.
+        pool: statistics of ``"layers"``: any of ``"mean"``, ``"max"``, ``"std"`` (:func:`pool_rows`).
+        pool_edges: ``"layers"``: append the mean edge expansion (a smoothed neighbour-distance histogram).
+        readout_components: length of the principal-component projection kept in the weights
+            (:class:`Readout`; 0: none).
 
-    Input: a PyG ``Batch`` from :mod:`matssl_featurizers.graphs` (optionally with ``edge_keep [E]``,
-    a 0/1 mask on edge features). Output: ``[G, out_dim]``.
+    Input: a :class:`~matssl_featurizers.graphs.GraphBatch` (optionally with ``edge_keep [E]``, a 0/1 mask
+    on edge features). Output: ``[G, D]`` with ``D`` = :meth:`vector_length`.
 
     References: Xie & Grossman, PRL 120, 145301 (2018).
     """
@@ -125,8 +181,15 @@ class CGCNNEncoder(nn.Module):
         out_dim: int = 128,
         cutoff: float = CUTOFF,
         gaussian_step: float = 0.2,
+        readout: str = "head",
+        pool: list = POOLS,
+        pool_edges: bool = True,
+        readout_components: int = 0,
     ):
         super().__init__()
+        check_readout(readout, ("head", "layers"), pool)
+        if readout == "layers" and out_dim:
+            raise ValueError("readout 'layers' has no output layer: set out_dim to 0")
         self.config = {
             "architecture": "cgcnn",
             "atom_input": atom_input,
@@ -135,6 +198,10 @@ class CGCNNEncoder(nn.Module):
             "out_dim": out_dim,
             "cutoff": cutoff,
             "gaussian_step": gaussian_step,
+            "readout": readout,
+            "pool": list(pool),
+            "pool_edges": pool_edges,
+            "readout_components": readout_components,
         }
         self.atom_input = atom_input
         if atom_input == "embedding":
@@ -146,11 +213,16 @@ class CGCNNEncoder(nn.Module):
         self.convs = nn.ModuleList(CGCNNConv(atom_fea_len, self.distance.num_features) for _ in range(n_conv))
         self.head = nn.Linear(atom_fea_len, out_dim) if out_dim else None
         self.out_dim = self.vector_length(self.config)
+        self.principal_components = Readout(self.out_dim, readout_components)
 
     @staticmethod
     def vector_length(config: dict) -> int:
         """Length of the structure vector of the encoder ``config`` describes."""
-        return config.get("out_dim") or config["atom_fea_len"]
+        if config.get("readout", "head") == "head":
+            return config.get("out_dim") or config["atom_fea_len"]
+        pools = len(config.get("pool", POOLS))
+        edges = int(round(config["cutoff"] / config["gaussian_step"])) + 1 if config.get("pool_edges", True) else 0
+        return (config["n_conv"] + 1) * pools * config["atom_fea_len"] + edges
 
     def embed_atoms(self, atomic_numbers: torch.Tensor) -> torch.Tensor:
         """Input node features ``[N, F]``; raises ``ValueError`` for elements without an input vector."""
@@ -166,21 +238,39 @@ class CGCNNEncoder(nn.Module):
             raise ValueError(f"no {self.atom_input} input vector for element(s) {', '.join(symbols)}")
         return self.embedding(vectors)
 
-    def node_embeddings(self, batch) -> torch.Tensor:
-        """Node features after the convolutions, ``[N, F]``."""
+    def edge_features(self, batch) -> torch.Tensor:
+        """Gaussian-expanded edge lengths ``[E, K]``, zeroed where ``batch.edge_keep`` is 0."""
         edge_attr = self.distance(edge_lengths(batch))
         edge_keep = getattr(batch, "edge_keep", None)
         if edge_keep is not None:
             edge_attr = edge_attr * edge_keep.unsqueeze(-1).to(edge_attr.dtype)
-        h = self.embed_atoms(batch.atomic_numbers)
+        return edge_attr
+
+    def node_layers(self, batch) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """Node features of every layer (input first), each ``[N, F]``, and the edge features ``[E, K]``."""
+        edge_attr = self.edge_features(batch)
+        layers = [self.embed_atoms(batch.atomic_numbers)]
         for conv in self.convs:
-            h = conv(h, batch.edge_index, edge_attr)
-        return h
+            layers.append(conv(layers[-1], batch.edge_index, edge_attr))
+        return layers, edge_attr
+
+    def node_embeddings(self, batch) -> torch.Tensor:
+        """Node features after the convolutions, ``[N, F]``."""
+        return self.node_layers(batch)[0][-1]
+
+    def readout(self, batch, layers: list[torch.Tensor], edge_attr: torch.Tensor) -> torch.Tensor:
+        """The structure vector ``[G, D]`` from the outputs of :meth:`node_layers`."""
+        node_graph, n_graphs = batch.batch, batch.num_graphs
+        if self.config["readout"] == "head":
+            pooled = mean_pool(layers[-1], node_graph, n_graphs)
+            return F.softplus(self.head(pooled)) if self.head is not None else pooled
+        parts = [pool_rows(h, node_graph, n_graphs, self.config["pool"]) for h in layers]
+        if self.config["pool_edges"]:
+            parts.append(mean_pool(edge_attr, node_graph.index_select(0, batch.edge_index[1]), n_graphs))
+        return torch.cat(parts, dim=1)
 
     def forward(self, batch) -> torch.Tensor:
-        h = self.node_embeddings(batch)
-        pooled = mean_pool(h, node_graph_index(batch), getattr(batch, "num_graphs", 1))
-        return F.softplus(self.head(pooled)) if self.head is not None else pooled
+        return self.readout(batch, *self.node_layers(batch))
 
 
 def softplus2(x: torch.Tensor) -> torch.Tensor:
@@ -240,15 +330,52 @@ class MEGNetBlock(nn.Module):
         return v + v2, e + e2, u + u2
 
 
+class Set2Set(nn.Module):
+    r"""Set2Set readout (Vinyals, Bengio & Kudlur, ICLR 2016), ``steps`` rounds of LSTM + attention:
+
+    .. math::
+        q_t = \mathrm{LSTM}(q^*_{t-1}), \quad \alpha_{i,t} = \mathrm{softmax}_i(x_i \cdot q_t), \quad
+        r_t = \sum_i \alpha_{i,t} x_i, \quad q^*_t = q_t \Vert r_t
+
+    Shapes: ``x [R, F]``, ``index [R]`` (group of each row) -> ``[G, 2F]``. Same parameters (``lstm.*``) and
+    output as PyTorch Geometric's ``Set2Set``, without importing it.
+    """
+
+    def __init__(self, in_channels: int, steps: int):
+        super().__init__()
+        self.in_channels, self.steps = in_channels, steps
+        self.lstm = nn.LSTM(2 * in_channels, in_channels)
+
+    def forward(self, x: torch.Tensor, index: torch.Tensor, dim_size: int) -> torch.Tensor:
+        state = (x.new_zeros(1, dim_size, self.in_channels), x.new_zeros(1, dim_size, self.in_channels))
+        q_star = x.new_zeros(dim_size, 2 * self.in_channels)
+        for _ in range(self.steps):
+            q, state = self.lstm(q_star.unsqueeze(0), state)
+            q = q.view(dim_size, self.in_channels)
+            e = (x * q.index_select(0, index)).sum(dim=-1)
+            peak = torch.full((dim_size,), float("-inf"), dtype=e.dtype, device=e.device)
+            peak = peak.scatter_reduce(0, index, e.detach(), "amax", include_self=False)
+            a = (e - peak.index_select(0, index)).exp()
+            total = torch.zeros(dim_size, dtype=e.dtype, device=e.device).index_add_(0, index, a)
+            a = a / (total.index_select(0, index) + 1e-16)
+            r = torch.zeros(dim_size, x.shape[1], dtype=x.dtype, device=x.device).index_add_(0, index, a.unsqueeze(1) * x)
+            q_star = torch.cat([q, r], dim=-1)
+        return q_star
+
+
 class MEGNetEncoder(nn.Module):
-    """MEGNet structure encoder with Set2Set readouts, as CDSSL uses it.
+    """MEGNet structure encoder, as CDSSL uses it.
 
     Element embedding (``embedding_dim``) and Gaussian edge features are mapped to ``width``; a learned
-    initial global state stands in for MEGNet's ``[0, 0]`` crystal state. After ``n_blocks``
-    :class:`MEGNetBlock`, Set2Set (``set2set_steps`` steps) reads out nodes and edges; the structure
-    vector is ``Set2Set(nodes) || Set2Set(edges) || u``, of length ``5 * width``.
+    initial global state stands in for MEGNet's ``[0, 0]`` crystal state; then ``n_blocks`` :class:`MEGNetBlock`.
 
-    Input: a PyG ``Batch`` from :mod:`matssl_featurizers.graphs`. Output: ``[G, 5 * width]``.
+    Readouts: ``"set2set"`` (CDSSL's, the default): :class:`Set2Set` (``set2set_steps`` steps) over nodes
+    and over edges, and the state: ``Set2Set(nodes) || Set2Set(edges) || u``, ``5 * width`` values.
+    ``"layers"``: for the input and every block, the ``pool`` statistics (:func:`pool_rows`) of the nodes
+    and of the edges, and the state; then (``pool_edges``) the mean Gaussian expansion of the edge
+    lengths. ``readout_components``: as in :class:`CGCNNEncoder`.
+
+    Input: a :class:`~matssl_featurizers.graphs.GraphBatch`. Output: ``[G, D]``, ``D`` = :meth:`vector_length`.
     :meth:`edge_outputs` gives the final edge features ``[E, width]`` (CDSSL's denoising target lives there).
 
     References: Chen et al., Chem. Mater. 31, 3564 (2019); Vinyals et al., ICLR (2016);
@@ -256,8 +383,10 @@ class MEGNetEncoder(nn.Module):
     """
 
     def __init__(self, embedding_dim: int = 16, width: int = 32, hidden: int = 64, n_blocks: int = 3,
-                 set2set_steps: int = 3, cutoff: float = CUTOFF, gaussian_step: float = 0.2):
+                 set2set_steps: int = 3, cutoff: float = CUTOFF, gaussian_step: float = 0.2, readout: str = "set2set",
+                 pool: list = POOLS, pool_edges: bool = True, readout_components: int = 0):
         super().__init__()
+        check_readout(readout, ("set2set", "layers"), pool)
         self.config = {
             "architecture": "megnet",
             "embedding_dim": embedding_dim,
@@ -267,53 +396,76 @@ class MEGNetEncoder(nn.Module):
             "set2set_steps": set2set_steps,
             "cutoff": cutoff,
             "gaussian_step": gaussian_step,
+            "readout": readout,
+            "pool": list(pool),
+            "pool_edges": pool_edges,
+            "readout_components": readout_components,
         }
-        from torch_geometric.nn.aggr import Set2Set
-
         self.embedding = nn.Embedding(N_ELEMENTS + 1, embedding_dim)
         self.distance = GaussianDistance(0.0, cutoff, gaussian_step)
         self.node_in = MLP(embedding_dim, (hidden, width))
         self.edge_in = MLP(self.distance.num_features, (hidden, width))
-        self.state0 = nn.Parameter(torch.zeros(width))
+        self.state0 = nn.Parameter(torch.randn(width))  # not zeros: the first state layer would get no gradient
         self.blocks = nn.ModuleList(MEGNetBlock(width, hidden) for _ in range(n_blocks))
-        self.node_readout = Set2Set(width, set2set_steps)
-        self.edge_readout = Set2Set(width, set2set_steps)
+        if readout == "set2set":
+            self.node_readout = Set2Set(width, set2set_steps)
+            self.edge_readout = Set2Set(width, set2set_steps)
         self.out_dim = self.vector_length(self.config)
+        self.principal_components = Readout(self.out_dim, readout_components)
 
     @staticmethod
     def vector_length(config: dict) -> int:
-        """Length of the structure vector: Set2Set of nodes and of edges (2 x ``width`` each) and the state."""
-        return 5 * config["width"]
+        """Length of the structure vector: Set2Set of nodes and of edges (2 x ``width`` each) and the state,
+        or the ``"layers"`` statistics."""
+        width = config["width"]
+        if config.get("readout", "set2set") == "set2set":
+            return 5 * width
+        per_stage = (2 * len(config.get("pool", POOLS)) + 1) * width
+        edges = int(round(config["cutoff"] / config["gaussian_step"])) + 1 if config.get("pool_edges", True) else 0
+        return (config["n_blocks"] + 1) * per_stage + edges
 
-    def _run(self, batch):
-        node_graph = node_graph_index(batch)
-        n_graphs = int(getattr(batch, "num_graphs", 1))
+    def stages(self, batch) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+        """``(v [N, width], e [E, width], u [G, width])`` after the input layers and after every block."""
+        node_graph = batch.batch
         check_atomic_numbers(batch.atomic_numbers)
         v = self.node_in(self.embedding(batch.atomic_numbers))
         e = self.edge_in(self.distance(edge_lengths(batch)))
-        u = self.state0.expand(n_graphs, -1)
+        out = [(v, e, self.state0.expand(batch.num_graphs, -1))]
         for block in self.blocks:
-            v, e, u = block(v, e, u, batch.edge_index, node_graph)
-        return v, e, u, node_graph, n_graphs
+            out.append(block(*out[-1], batch.edge_index, node_graph))
+        return out
 
     def edge_outputs(self, batch) -> torch.Tensor:
         """Edge features after the last block, ``[E, width]``."""
-        return self._run(batch)[1]
+        return self.stages(batch)[-1][1]
+
+    def readout(self, batch, stages) -> torch.Tensor:
+        """The structure vector ``[G, D]`` from the output of :meth:`stages`."""
+        node_graph, n_graphs = batch.batch, batch.num_graphs
+        edge_graph = node_graph.index_select(0, batch.edge_index[1])
+        if self.config["readout"] == "set2set":
+            v, e, u = stages[-1]
+            return torch.cat([self.node_readout(v, node_graph, n_graphs), self.edge_readout(e, edge_graph, n_graphs), u], dim=1)
+        pools = self.config["pool"]
+        parts = [torch.cat([pool_rows(v, node_graph, n_graphs, pools), pool_rows(e, edge_graph, n_graphs, pools), u], dim=1)
+                 for v, e, u in stages]
+        if self.config["pool_edges"]:
+            parts.append(mean_pool(self.distance(edge_lengths(batch)), edge_graph, n_graphs))
+        return torch.cat(parts, dim=1)
 
     def forward(self, batch) -> torch.Tensor:
-        v, e, u, node_graph, n_graphs = self._run(batch)
-        edge_graph = node_graph.index_select(0, batch.edge_index[1])
-        nodes = self.node_readout(v, node_graph, dim_size=n_graphs)
-        edges = self.edge_readout(e, edge_graph, dim_size=n_graphs)
-        return torch.cat([nodes, edges, u], dim=1)
+        return self.readout(batch, self.stages(batch))
 
 
 ENCODERS = {"cgcnn": CGCNNEncoder, "megnet": MEGNetEncoder}
 
 
 def build_encoder(config: dict) -> nn.Module:
-    """Instantiate the encoder a ``config.json`` describes (``architecture`` + constructor arguments)."""
-    kwargs = dict(config)
+    """Instantiate the encoder a ``config.json`` describes (``architecture`` + constructor arguments; its
+    metadata, :data:`~matssl_featurizers.weights.METADATA_KEYS`, is ignored)."""
+    from .weights import encoder_arguments
+
+    kwargs = encoder_arguments(config)
     architecture = kwargs.pop("architecture", None)
     if architecture not in ENCODERS:
         raise ValueError(f"unknown architecture {architecture!r}; known: {sorted(ENCODERS)}")

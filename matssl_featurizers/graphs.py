@@ -1,4 +1,4 @@
-"""Crystal graphs: pymatgen ``Structure`` -> PyG ``Data``, as in CGCNN.
+"""Crystal graphs: pymatgen ``Structure`` -> tensors, as in CGCNN.
 
 Nodes are the sites of the unit cell; each site is joined to its nearest
 neighbours (at most ``max_neighbors``) within ``cutoff`` Å under periodic
@@ -9,7 +9,7 @@ perturbed positions or a strained lattice without a new neighbour list:
 
 * ``atomic_numbers`` ``[N]`` (long)
 * ``frac_coords`` ``[N, 3]`` fractional coordinates
-* ``lattice`` ``[1, 3, 3]`` lattice vectors as rows (Å)
+* ``lattice`` ``[G, 3, 3]`` lattice vectors as rows (Å), one per graph
 * ``edge_index`` ``[2, E]``: row 0 the neighbour ``j`` (message source), row 1
   the centre site ``i`` (message target), following PyG's convention
 * ``edge_image`` ``[E, 3]`` integer image offset of ``j`` relative to ``i``
@@ -28,66 +28,79 @@ from .neighbors import CUTOFF, MAX_NEIGHBORS, neighbor_arrays
 UNDERFLOW = -87.0  # exp(-87) ~ 1.6e-38, just above float32's smallest normal number
 
 
-def arrays_to_graph(arrays: dict):
-    """Wrap the arrays of :func:`neighbor_arrays` as a PyG ``Data`` (float32 geometry)."""
-    from torch_geometric.data import Data
+class GraphBatch:
+    """Crystal graphs concatenated into one set of tensors (a plain container; no PyTorch Geometric).
 
-    return Data(
-        atomic_numbers=torch.from_numpy(arrays["atomic_numbers"]),
-        frac_coords=torch.from_numpy(arrays["frac_coords"]).float(),
-        lattice=torch.from_numpy(arrays["lattice"]).float().reshape(1, 3, 3),
-        edge_index=torch.from_numpy(arrays["edge_index"]),
-        edge_image=torch.from_numpy(arrays["edge_image"]),
-        num_nodes=len(arrays["atomic_numbers"]),
-    )
+    Attributes: the graph tensors listed in the module docstring, plus
+    ``batch [N]`` (graph of each node) and ``ptr [G + 1]`` (node offsets); augmentations may add
+    ``edge_keep [E]``. :meth:`clone` is shallow: augmentations replace tensors, never edit them.
+    """
+
+    def __init__(self, **tensors):
+        self.__dict__.update(tensors)
+
+    @property
+    def num_graphs(self) -> int:
+        return self.ptr.shape[0] - 1
+
+    @property
+    def num_nodes(self) -> int:
+        return self.atomic_numbers.shape[0]
+
+    def clone(self) -> "GraphBatch":
+        return GraphBatch(**self.__dict__)
+
+    def to(self, device) -> "GraphBatch":
+        return GraphBatch(**{k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in self.__dict__.items()})
+
+    def graph_arrays(self, i: int) -> dict:
+        """Numpy arrays (:func:`~matssl_featurizers.neighbors.neighbor_arrays` layout) of graph ``i``."""
+        n0, n1 = int(self.ptr[i]), int(self.ptr[i + 1])
+        edges = (self.batch.index_select(0, self.edge_index[1]) == i).nonzero().squeeze(1)
+        return {
+            "atomic_numbers": self.atomic_numbers[n0:n1].cpu().numpy(),
+            "frac_coords": self.frac_coords[n0:n1].cpu().numpy(),
+            "lattice": self.lattice[i].cpu().numpy(),
+            "edge_index": (self.edge_index[:, edges] - n0).cpu().numpy(),
+            "edge_image": self.edge_image[edges].cpu().numpy(),
+        }
 
 
-def structure_to_graph(structure, cutoff: float = CUTOFF, max_neighbors: int = MAX_NEIGHBORS):
-    """The CGCNN crystal graph of a pymatgen ``Structure`` as a PyG ``Data``."""
-    return arrays_to_graph(neighbor_arrays(structure, cutoff, max_neighbors))
-
-
-def collate(graphs):
-    """Batch a list of graphs into a PyG ``Batch``."""
-    from torch_geometric.data import Batch
-
-    return Batch.from_data_list(graphs)
-
-
-def collate_arrays(arrays: list[dict]):
-    """Batch the arrays of :func:`neighbor_arrays` of several structures into a PyG ``Batch`` by concatenating
-    them in numpy: the tensors of ``collate([arrays_to_graph(a) for a in arrays])`` without a ``Data`` per graph."""
-    from torch_geometric.data import Batch
-
+def collate_arrays(arrays: list[dict]) -> GraphBatch:
+    """Batch the arrays of :func:`neighbor_arrays` of several structures into one :class:`GraphBatch` by
+    concatenating them in numpy (float32 geometry, int64 indices)."""
     nodes = np.array([len(a["atomic_numbers"]) for a in arrays])
     edges = np.array([a["edge_index"].shape[1] for a in arrays])
     ptr = np.concatenate([[0], np.cumsum(nodes)])
-    edge_index = np.concatenate([a["edge_index"] for a in arrays], axis=1) + np.repeat(ptr[:-1], edges)
-    return Batch(
-        atomic_numbers=torch.from_numpy(np.concatenate([a["atomic_numbers"] for a in arrays])),
-        frac_coords=torch.from_numpy(np.concatenate([a["frac_coords"] for a in arrays])).float(),
-        lattice=torch.from_numpy(np.stack([a["lattice"] for a in arrays])).float(),
+    edge_index = np.concatenate([a["edge_index"] for a in arrays], axis=1).astype(np.int64) + np.repeat(ptr[:-1], edges)
+    return GraphBatch(
+        atomic_numbers=torch.from_numpy(np.concatenate([a["atomic_numbers"] for a in arrays]).astype(np.int64)),
+        frac_coords=torch.from_numpy(np.concatenate([a["frac_coords"] for a in arrays]).astype(np.float32)),
+        lattice=torch.from_numpy(np.stack([np.asarray(a["lattice"]).reshape(3, 3) for a in arrays]).astype(np.float32)),
         edge_index=torch.from_numpy(edge_index),
-        edge_image=torch.from_numpy(np.concatenate([a["edge_image"] for a in arrays])),
+        edge_image=torch.from_numpy(np.concatenate([a["edge_image"] for a in arrays]).astype(np.int64)),
         batch=torch.from_numpy(np.repeat(np.arange(len(arrays)), nodes)),
         ptr=torch.from_numpy(ptr),
-        num_nodes=int(ptr[-1]),
     )
 
 
-def node_graph_index(batch) -> torch.Tensor:
-    """The graph each node belongs to, ``[N]``: ``batch.batch``, or zeros for a single graph."""
-    index = getattr(batch, "batch", None)
-    return torch.zeros_like(batch.atomic_numbers) if index is None else index
+def structure_to_graph(structure, cutoff: float = CUTOFF, max_neighbors: int = MAX_NEIGHBORS) -> GraphBatch:
+    """The CGCNN crystal graph of a pymatgen ``Structure``, as a :class:`GraphBatch` of one graph."""
+    return collate_arrays([neighbor_arrays(structure, cutoff, max_neighbors)])
+
+
+def collate(graphs: list[GraphBatch]) -> GraphBatch:
+    """Batch several :class:`GraphBatch` (e.g. of :func:`structure_to_graph`) into one."""
+    return collate_arrays([g.graph_arrays(i) for g in graphs for i in range(g.num_graphs)])
 
 
 def edge_vectors(batch) -> torch.Tensor:
     """Cartesian vectors ``r_j + image·L - r_i`` of every edge, ``[E, 3]``, recomputed in torch.
 
-    Works on a single graph or a ``Batch``; gradients flow to ``frac_coords`` and ``lattice``.
+    Gradients flow to ``frac_coords`` and ``lattice``.
     """
     src, dst = batch.edge_index
-    lattice = batch.lattice.index_select(0, node_graph_index(batch).index_select(0, dst))  # [E, 3, 3]
+    lattice = batch.lattice.index_select(0, batch.batch.index_select(0, dst))  # [E, 3, 3]
     frac = (batch.frac_coords.index_select(0, src) + batch.edge_image.to(batch.frac_coords.dtype)
             - batch.frac_coords.index_select(0, dst))
     return torch.bmm(frac.unsqueeze(1), lattice).squeeze(1)

@@ -1,7 +1,8 @@
 """Weights I/O: one loader for bundled models, local directories and the Hugging Face Hub.
 
 A model directory holds ``config.json`` (the encoder's constructor arguments plus its
-``architecture``), ``model.safetensors`` (the tensors; never pickle), ``README.md``
+``architecture``, and since format 2 the pretraining ``method``, the graph's ``max_neighbors`` and the
+``format_version``), ``model.safetensors`` (the tensors; never pickle), ``README.md``
 (the model card) and ``checksums.json`` (sha256 of config and tensors, written by
 :func:`save_encoder`). Sources:
 
@@ -28,6 +29,8 @@ CHECKSUMMED = (CONFIG_NAME, WEIGHTS_NAME)  # the card is edited after export (ev
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
 HUB_PREFIX = "hf://"
 DEFAULT_MODEL = "crystal-twins"
+FORMAT_VERSION = 2
+METADATA_KEYS = ("method", "max_neighbors", "format_version")  # in config.json, not constructor arguments
 
 
 def bundled_root() -> Path:
@@ -40,11 +43,16 @@ def bundled_index() -> dict:
     return json.loads((bundled_root() / "index.json").read_text())
 
 
+def encoder_arguments(config: dict) -> dict:
+    """The constructor arguments (and ``architecture``) of a ``config.json``, without its metadata."""
+    return {k: v for k, v in config.items() if k not in METADATA_KEYS}
+
+
 def feature_length(config: dict) -> int:
     """Length of the structure vector of the encoder ``config`` describes."""
     from .encoders import ENCODERS
 
-    return ENCODERS[config["architecture"]].vector_length(config)
+    return ENCODERS[config["architecture"]].vector_length(encoder_arguments(config))
 
 
 def list_models():
@@ -177,8 +185,20 @@ def resolve(source: str | os.PathLike | None = None) -> Path:
 
 
 def read_config(source: str | os.PathLike | None = None) -> dict:
-    """The ``config.json`` of ``source``."""
-    return json.loads((resolve(source) / CONFIG_NAME).read_text())
+    """The ``config.json`` of ``source``; a config older than format 2 gets its ``method`` from the bundled
+    index (bundled models) or ``None``, and ``max_neighbors`` 12."""
+    config = json.loads((resolve(source) / CONFIG_NAME).read_text())
+    if "format_version" not in config:
+        bundled = bundled_index().get(source) if isinstance(source, str) else None
+        config = {**config, "method": bundled["method"] if bundled else None, "max_neighbors": 12, "format_version": 1}
+    return config
+
+
+def fingerprint(source: str | os.PathLike | None = None) -> str:
+    """sha256 of the sha256 of ``config.json`` and of ``model.safetensors`` of ``source``: what a pickled
+    featurizer pins its weights by."""
+    directory = resolve(source)
+    return hashlib.sha256(" ".join(sha256(directory / name) for name in CHECKSUMMED).encode()).hexdigest()
 
 
 def load_encoder(source: str | os.PathLike | None = None, device: str = "cpu"):
@@ -210,14 +230,17 @@ def load_encoder(source: str | os.PathLike | None = None, device: str = "cpu"):
     return encoder.to(device).eval()
 
 
-def save_encoder(encoder, directory: str | os.PathLike, card: str | None = None) -> Path:
-    """Write ``config.json`` + ``model.safetensors`` + ``checksums.json`` (their sha256), and ``README.md``
-    when ``card`` is given, to ``directory``."""
+def save_encoder(encoder, directory: str | os.PathLike, card: str | None = None, method: str | None = None,
+                 max_neighbors: int = 12) -> Path:
+    """Write ``config.json`` (the encoder's config, ``method``, ``max_neighbors``, the format version) +
+    ``model.safetensors`` + ``checksums.json`` (their sha256), and ``README.md`` when ``card`` is given,
+    to ``directory``."""
     from safetensors.torch import save_file
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    (directory / CONFIG_NAME).write_text(json.dumps(encoder.config, indent=2) + "\n")
+    config = {**encoder.config, "method": method, "max_neighbors": max_neighbors, "format_version": FORMAT_VERSION}
+    (directory / CONFIG_NAME).write_text(json.dumps(config, indent=2) + "\n")
     state = {k: v.detach().cpu().contiguous() for k, v in encoder.state_dict().items()}
     save_file(state, directory / WEIGHTS_NAME, metadata={"format": "pt"})
     checksums = {name: sha256(directory / name) for name in CHECKSUMMED}

@@ -25,7 +25,7 @@ from matssl_featurizers.encoders import N_ELEMENTS
 from matssl_featurizers.weights import CARD_NAME, load_encoder
 
 from . import card
-from .data import GraphDataset, build_graphs
+from .data import GraphDataset, build_graphs, graph_loader
 
 
 def element_sums(encoder, batches, device: str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
@@ -59,13 +59,11 @@ def vectors_table(sums: torch.Tensor, counts: torch.Tensor) -> pd.DataFrame:
 def extract(weights, data, batch_size: int = 256, device: str = "cpu", cache_dir=None, workers: int = 1,
             progress: bool = True) -> pd.DataFrame:
     """Atom vectors of the encoder ``weights`` averaged over the structures of ``data`` (see :func:`vectors_table`)."""
-    from torch_geometric.loader import DataLoader
-
     encoder = load_encoder(weights, device=device)
     if encoder.config.get("architecture") != "cgcnn":
         raise ValueError(f"{weights}: atom vectors come from a CGCNN encoder, not {encoder.config.get('architecture')!r}")
     store = build_graphs(data, cache_dir=cache_dir, workers=workers, progress=progress)
-    loader = DataLoader(GraphDataset(store), batch_size=batch_size, shuffle=False)
+    loader = graph_loader(GraphDataset(store), batch_size)
     batches = tqdm(loader, desc="atom vectors", disable=not progress, unit="batch")
     table = vectors_table(*element_sums(encoder, batches, device))
     table.attrs["n_structures"] = len(store)

@@ -1,20 +1,21 @@
 """Augmentations of batched crystal graphs, on tensors (no new neighbour lists).
 
-Each function returns a new ``Batch`` and leaves its input untouched.
+Each function returns a new :class:`~matssl_featurizers.graphs.GraphBatch` and leaves its input untouched.
 """
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from matssl_featurizers.encoders import MASK_TOKEN
-from matssl_featurizers.graphs import edge_lengths, node_graph_index
+from matssl_featurizers.graphs import collate_arrays, edge_lengths
 
 
 def displace(batch, cartesian: torch.Tensor):
     """Move every site by ``cartesian [N, 3]`` Å (converted to fractional shifts per graph's lattice)."""
     out = batch.clone()
-    inverse = torch.linalg.inv(batch.lattice)[node_graph_index(batch)]  # [N, 3, 3]
+    inverse = torch.linalg.inv(batch.lattice)[batch.batch]  # [N, 3, 3]
     out.frac_coords = batch.frac_coords + torch.bmm(cartesian.unsqueeze(1), inverse).squeeze(1)
     return out
 
@@ -89,22 +90,14 @@ def column_partners(known: torch.Tensor | None = None) -> torch.Tensor:
     return table
 
 
-def graph_ptr(batch) -> torch.Tensor:
-    """Node offsets of the graphs of a batch, ``[G + 1]`` (``[0, N]`` for a single graph)."""
-    ptr = getattr(batch, "ptr", None)
-    if ptr is None:
-        ptr = torch.tensor([0, batch.atomic_numbers.shape[0]], device=batch.atomic_numbers.device)
-    return ptr
-
-
 def min_pair_distances(batch) -> torch.Tensor:
     """Shortest interatomic distance of each graph, periodic images included, ``[G]`` (Å).
 
     The nearest neighbour of every site is among its edges, so the shortest edge is the shortest distance.
     """
     lengths = edge_lengths(batch)
-    edge_graph = node_graph_index(batch).index_select(0, batch.edge_index[1])
-    n_graphs = graph_ptr(batch).shape[0] - 1
+    edge_graph = batch.batch.index_select(0, batch.edge_index[1])
+    n_graphs = batch.ptr.shape[0] - 1
     out = torch.full((n_graphs,), float("inf"), dtype=lengths.dtype, device=lengths.device)
     return out.scatter_reduce(0, edge_graph, lengths, reduce="amin")
 
@@ -114,7 +107,7 @@ def perturb_uniform(batch, fraction: float = 0.5, apply=None, generator=None):
 
     ``apply [G]`` (bool) selects the structures that are perturbed (default: all).
     """
-    node_graph = node_graph_index(batch)
+    node_graph = batch.batch
     device = batch.frac_coords.device
     limit = (fraction * min_pair_distances(batch)).nan_to_num(posinf=0.0)
     if apply is not None:
@@ -143,7 +136,7 @@ def column_replace(batch, partners: torch.Tensor, apply=None, generator=None):
 
     ``partners`` is the table of :func:`column_partners`; a site whose element has no partner is kept.
     """
-    ptr = graph_ptr(batch)
+    ptr = batch.ptr
     device = batch.atomic_numbers.device
     sizes = ptr[1:] - ptr[:-1]
     n_graphs = sizes.shape[0]
@@ -168,25 +161,22 @@ def supercell(batch, factor: int = 3):
     Site ``i`` of cell ``c`` keeps the neighbours it had: neighbour ``j`` seen through image ``t`` sits in
     cell ``(c + t) mod factor`` of the supercell, seen through image ``floor((c + t) / factor)``.
     """
-    from torch_geometric.data import Batch
-
-    cells = torch.cartesian_prod(*[torch.arange(factor)] * 3).to(batch.frac_coords.device)  # [C, 3]
+    cells = torch.cartesian_prod(*[torch.arange(factor)] * 3).numpy()  # [C, 3]
     n_cells = cells.shape[0]
     graphs = []
-    for data in batch.to_data_list():
-        n = data.atomic_numbers.shape[0]
-        src, dst = data.edge_index
-        image = data.edge_image.to(cells.dtype)
-        shifted = cells.unsqueeze(1) + image.unsqueeze(0)  # [C, E, 3]: j's cell, seen from cell c of i
-        src_cell = shifted.remainder(factor)
+    for g in range(batch.num_graphs):
+        data = batch.graph_arrays(g)
+        n = data["atomic_numbers"].shape[0]
+        src, dst = data["edge_index"]
+        shifted = cells[:, None, :] + data["edge_image"][None, :, :]  # [C, E, 3]: j's cell, seen from cell c of i
+        src_cell = np.mod(shifted, factor)
         src_cell_index = (src_cell[..., 0] * factor + src_cell[..., 1]) * factor + src_cell[..., 2]
-        cell_index = torch.arange(n_cells, device=cells.device).unsqueeze(1)
-        new = data.clone()
-        new.atomic_numbers = data.atomic_numbers.repeat(n_cells)
-        new.frac_coords = ((data.frac_coords.unsqueeze(0) + cells.unsqueeze(1).to(data.frac_coords.dtype)) / factor).reshape(-1, 3)
-        new.lattice = data.lattice * factor
-        new.edge_index = torch.stack([(src_cell_index * n + src).reshape(-1), (cell_index * n + dst).reshape(-1)])
-        new.edge_image = torch.div(shifted, factor, rounding_mode="floor").reshape(-1, 3).to(data.edge_image.dtype)
-        new.num_nodes = n * n_cells
-        graphs.append(new)
-    return Batch.from_data_list(graphs)
+        cell_index = np.arange(n_cells)[:, None]
+        graphs.append({
+            "atomic_numbers": np.tile(data["atomic_numbers"], n_cells),
+            "frac_coords": ((data["frac_coords"][None] + cells[:, None, :]) / factor).reshape(-1, 3),
+            "lattice": data["lattice"] * factor,
+            "edge_index": np.stack([(src_cell_index * n + src).reshape(-1), (cell_index * n + dst).reshape(-1)]),
+            "edge_image": np.floor_divide(shifted, factor).reshape(-1, 3),
+        })
+    return collate_arrays(graphs).to(batch.frac_coords.device)

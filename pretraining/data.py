@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import itertools
 import json
 import multiprocessing
 import os
@@ -24,7 +25,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from matssl_featurizers.graphs import CUTOFF, MAX_NEIGHBORS, arrays_to_graph, neighbor_arrays
+from matssl_featurizers.graphs import CUTOFF, MAX_NEIGHBORS, collate_arrays, neighbor_arrays
 
 CACHE_VERSION = 1
 STRUCTURE_FILE_PATTERNS = ("*.cif", "*.vasp", "POSCAR*", "CONTCAR*")
@@ -158,18 +159,25 @@ class GraphStore:
     def __len__(self) -> int:
         return len(self.ids)
 
-    def graph(self, i: int):
-        """Graph ``i`` as a PyG ``Data``."""
+    def head(self, n: int) -> "GraphStore":
+        """The first ``n`` graphs (``skipped`` is not known for them and set to 0)."""
+        if n >= len(self):
+            return self
+        nodes, edges = int(self.node_ptr[n]), int(self.edge_ptr[n])
+        return GraphStore(ids=self.ids[:n], atomic_numbers=self.atomic_numbers[:nodes], frac_coords=self.frac_coords[:nodes],
+                          lattice=self.lattice[:n], edge_index=self.edge_index[:, :edges], edge_image=self.edge_image[:edges],
+                          node_ptr=self.node_ptr[:n + 1], edge_ptr=self.edge_ptr[:n + 1], skipped=0)
+
+    def graph(self, i: int) -> dict:
+        """The arrays of graph ``i`` (the layout of :func:`~matssl_featurizers.neighbors.neighbor_arrays`)."""
         n0, n1, e0, e1 = self.node_ptr[i], self.node_ptr[i + 1], self.edge_ptr[i], self.edge_ptr[i + 1]
-        return arrays_to_graph(
-            {
-                "atomic_numbers": self.atomic_numbers[n0:n1].astype(np.int64),
-                "frac_coords": self.frac_coords[n0:n1],
-                "lattice": self.lattice[i],
-                "edge_index": self.edge_index[:, e0:e1].astype(np.int64),
-                "edge_image": self.edge_image[e0:e1].astype(np.int64),
-            }
-        )
+        return {
+            "atomic_numbers": self.atomic_numbers[n0:n1],
+            "frac_coords": self.frac_coords[n0:n1],
+            "lattice": self.lattice[i],
+            "edge_index": self.edge_index[:, e0:e1],
+            "edge_image": self.edge_image[e0:e1],
+        }
 
     def save(self, path: Path) -> None:
         tmp = path.with_name(path.name + ".tmp.npz")
@@ -185,7 +193,7 @@ class GraphStore:
 
 
 class GraphDataset(torch.utils.data.Dataset):
-    """A ``GraphStore`` (optionally a subset of it) as a torch dataset of PyG ``Data``."""
+    """A ``GraphStore`` (optionally a subset of it, in the order of ``indices``) as a torch dataset of graph arrays."""
 
     def __init__(self, store: GraphStore, indices=None):
         self.store = store
@@ -198,13 +206,22 @@ class GraphDataset(torch.utils.data.Dataset):
         return self.store.graph(int(self.indices[i]))
 
 
+def graph_loader(dataset: GraphDataset, batch_size: int, shuffle: bool = False, generator=None, sampler=None,
+                 drop_last: bool = False) -> torch.utils.data.DataLoader:
+    """Batches of ``dataset`` as :class:`~matssl_featurizers.graphs.GraphBatch` (torch's ``DataLoader``)."""
+    return torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, sampler=sampler,
+                                       drop_last=drop_last, generator=generator, collate_fn=collate_arrays)
+
+
 def default_cache_dir() -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(base) / "matssl_featurizers" / "graphs"
 
 
-def _cache_key(paths, structure_column) -> str:
+def _cache_key(paths, structure_column, limit=None) -> str:
     parts = [f"v{CACHE_VERSION}", f"cutoff={CUTOFF}", f"k={MAX_NEIGHBORS}", f"column={structure_column}"]
+    if limit is not None:
+        parts.append(f"limit={limit}")
     for path in paths:
         path = Path(path).resolve()
         members = sorted(path.rglob("*")) if path.is_dir() else [path]
@@ -215,18 +232,24 @@ def _cache_key(paths, structure_column) -> str:
 
 
 def build_graphs(paths, cache_dir=None, workers: int = 1, strict: bool = False,
-                 structure_column: str | None = None, progress: bool = True) -> GraphStore:
-    """Crystal graphs of every readable entry of ``paths``, built once and cached in ``cache_dir``.
+                 structure_column: str | None = None, progress: bool = True, limit: int | None = None) -> GraphStore:
+    """Crystal graphs of every readable entry of ``paths`` (only the first ``limit`` entries when given),
+    built once and cached in ``cache_dir``. Where all entries are cached already, ``limit`` takes the
+    first ``limit`` readable graphs from that cache.
 
     Unreadable entries are skipped and counted (``GraphStore.skipped``); with ``strict`` the first one
     raises ``ValueError`` naming it.
     """
     paths = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
     cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    cache = cache_dir / f"{_cache_key(paths, structure_column)}.npz"
+    full = cache_dir / f"{_cache_key(paths, structure_column)}.npz"
+    cache = full if limit is None else cache_dir / f"{_cache_key(paths, structure_column, limit)}.npz"
+    if full.is_file() and limit is not None and not cache.is_file():
+        return GraphStore.load(full).head(limit)
     if cache.is_file():
         return GraphStore.load(cache)
-    records = [(rid, payload) for path in paths for rid, payload, _ in iter_records(path, structure_column)]
+    entries = (entry for path in paths for entry in iter_records(path, structure_column))
+    records = [(rid, payload) for rid, payload, _ in itertools.islice(entries, limit)]
     payloads = [payload for _, payload in records]
     bar = tqdm(total=len(records), desc="building crystal graphs", disable=not progress, unit="structure")
     if workers > 1:

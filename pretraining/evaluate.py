@@ -1,28 +1,41 @@
-"""Random forest on frozen features: pretrained encoders against random weights and matminer baselines.
+"""Random forest on frozen features: pretrained encoders against random weights, input statistics and
+matminer baselines.
 
     python -m pretraining.evaluate --data labelled.jsonl.gz --target formation_energy_per_atom,band_gap \\
-        --folds 5 --train-sizes 100,500,all --limit 2000 --out eval/
+        --split dev --folds 5 --train-sizes 100,all --out eval/dev/
 
 Every featurizer sees identical K-fold splits (:mod:`pretraining.tasks`, shared with
-``pretraining.finetune``); scikit-learn's ``RandomForestRegressor`` with default hyperparameters and a
-fixed seed is fitted on each training fold, or on ``--train-sizes`` rows drawn from it. Rows a
-featurizer fails on are dropped from every featurizer's folds (and counted). Features are cached with
-joblib under ``--cache`` keyed by featurizer, weights and structures, so a second run only fits
-forests (the key does not cover edits to this package's code between releases: use ``--no-cache``
-then). Writes ``results.json`` and ``results.md`` (MAE mean ± std over folds); ``--card DIR`` also
-puts the table into that model's card.
+``pretraining.finetune``) of the rows of ``--split`` (``dev`` for model choices, ``test`` for the
+published tables; all labelled rows when not given); scikit-learn's ``RandomForestRegressor`` with a
+fixed seed (default hyperparameters; ``--max-features`` changes the share of features tried per split)
+is fitted on each training fold, or on ``--train-sizes`` rows drawn from it. Rows a featurizer fails on
+are dropped from every featurizer's folds (and counted). Features are cached with joblib under
+``--cache`` keyed by featurizer, weights and structures, so a second run only fits forests (the key does
+not cover edits to this package's code between releases: use ``--no-cache`` then). Writes
+``results.json`` and ``results.md`` (MAE mean ± std over folds); ``--card DIR`` also puts the table into
+that model's card.
 
-Featurizer names: a bundled model (``crystal-twins``), a weights directory, ``random:<model>`` (the same
-architecture with random weights, seeded), ``CrysAtom`` (composition statistics of the bundled CrysAtom
-atom vectors), ``ElementProperty`` (magpie), ``SineCoulombMatrix``, ``SiteStatsFingerprint`` (CrystalNN
-ops; ~0.3 s per structure); ``a+b`` concatenates the features of a and b. The default set is every
-bundled model, a random-weights control per bundled architecture, the four above and every bundled
-model + ElementProperty.
+Featurizer names (comma separated; ``a+b`` concatenates the features of a and b):
+
+* a bundled model (``crystal-twins``) or a weights directory;
+* ``random:MODEL``: the architecture of MODEL with random weights, once per ``--random-seeds`` seed
+  (rows ``random:MODEL@SEED``);
+* ``inputs:MODEL``: the statistics (mean, std, min, max, range over the sites) of the per-element input
+  table MODEL's encoder reads (CGCNN's 92 features, CrysAtom vectors, or its learned embedding): the
+  control an encoder must beat to be worth running;
+* ``preset:NAME``: ``HybridStructureFeaturizer.from_preset(NAME)``;
+* ``CrysAtom`` / ``CGCNN92``: composition statistics of those element tables;
+* ``ElementProperty`` (magpie), ``SineCoulombMatrix``, ``SiteStatsFingerprint`` (CrystalNN ops; about
+  0.3 s per structure, so not in the default set).
+
+``--readout``, ``--pool`` and ``--no-pool-edges`` rebuild every encoder (pretrained or random) with
+another parameter-free readout of the same weights, for choosing the readout on the dev split.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import shlex
 import sys
@@ -37,14 +50,15 @@ from tqdm.auto import tqdm
 from matssl_featurizers import weights as weights_io
 from matssl_featurizers.encoders import build_encoder
 from matssl_featurizers.featurizers import SSLStructureFeaturizer
-from matssl_featurizers.weights import read_config, save_encoder
+from matssl_featurizers.weights import load_encoder, read_config, save_encoder
 
 from . import card
 from .data import default_cache_dir
-from .tasks import cv_splits, fingerprint, load_labelled, parse_train_sizes, training_rows
+from .tasks import SPLITS, cv_splits, fingerprint, load_labelled, parse_train_sizes, training_rows
 
 MATMINER_BASELINES = ("ElementProperty", "SineCoulombMatrix", "SiteStatsFingerprint")
-COMPOSITION_FEATURIZERS = ("CrysAtom",)
+COMPOSITION_FEATURIZERS = ("CrysAtom", "CGCNN92")
+SLOW = {"SiteStatsFingerprint": 0.3}  # seconds per structure, for the warning
 
 
 def distinct_architectures(models: list[str]) -> list[str]:
@@ -52,7 +66,7 @@ def distinct_architectures(models: list[str]) -> list[str]:
     random weights of an architecture (seeded the same) are evaluated once."""
     firsts, seen = [], []
     for model in models:
-        config = read_config(model)
+        config = weights_io.encoder_arguments(read_config(model))
         if config not in seen:
             seen.append(config)
             firsts.append(model)
@@ -60,22 +74,33 @@ def distinct_architectures(models: list[str]) -> list[str]:
 
 
 def default_featurizers() -> list[str]:
-    """Every bundled model, ``random:`` of each distinct bundled architecture, CrysAtom, the matminer
-    baselines, and each bundled model + ElementProperty."""
+    """Every bundled model, ``random:`` of each distinct bundled architecture, ``inputs:`` of each, the
+    composition tables, ElementProperty, SineCoulombMatrix, and each bundled model + ElementProperty."""
     models = sorted(weights_io.bundled_index(), key=lambda m: (m != weights_io.DEFAULT_MODEL, m))
-    controls = [f"random:{m}" for m in distinct_architectures(models)]
-    return [*models, *controls, *COMPOSITION_FEATURIZERS, *MATMINER_BASELINES, *(f"{m}+ElementProperty" for m in models)]
+    distinct = distinct_architectures(models)
+    controls = [f"random:{m}" for m in distinct] + [f"inputs:{m}" for m in distinct]
+    return [*models, *controls, *COMPOSITION_FEATURIZERS, "ElementProperty", "SineCoulombMatrix",
+            *(f"{m}+ElementProperty" for m in models)]
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(prog="python -m pretraining.evaluate", description=__doc__.split("\n")[0])
     p.add_argument("--data", required=True, nargs="+")
     p.add_argument("--target", required=True, help="target column(s), comma separated")
-    p.add_argument("--featurizers", default=None, help="comma separated; default: " + ",".join(default_featurizers()))
-    p.add_argument("--folds", type=int, default=5)
-    p.add_argument("--train-sizes", default="all", help="comma separated training-set sizes per fold, or 'all'")
-    p.add_argument("--limit", type=int, default=None, help="evaluate on N labelled rows drawn with --seed")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--featurizers", default=None,
+                   help="comma separated names (see above); default: the bundled models and their controls, "
+                        "composition tables, ElementProperty, SineCoulombMatrix, each model+ElementProperty")
+    p.add_argument("--split", choices=SPLITS, default=None, help="evaluate on the rows of this split only (default: all rows)")
+    p.add_argument("--folds", type=int, default=5, help="default: %(default)s")
+    p.add_argument("--train-sizes", default="all", help="comma separated training-set sizes per fold, or 'all' (default)")
+    p.add_argument("--limit", type=int, default=None, help="evaluate on N labelled rows drawn with --seed (default: all)")
+    p.add_argument("--seed", type=int, default=0, help="folds, subsets and forests (default: %(default)s)")
+    p.add_argument("--random-seeds", default="0,1,2", help="seeds of the random:MODEL weights (default: %(default)s)")
+    p.add_argument("--max-features", type=float, default=1.0,
+                   help="share of features each split of the forest tries (default: %(default)s, scikit-learn's)")
+    p.add_argument("--readout", default=None, help="rebuild every encoder with this readout (layers, head, set2set)")
+    p.add_argument("--pool", default=None, help="with --readout layers: comma separated statistics, e.g. mean,max,std")
+    p.add_argument("--no-pool-edges", action="store_true", help="with --readout layers: no mean edge expansion")
     p.add_argument("--out", required=True, type=Path)
     p.add_argument("--card", type=Path, nargs="*", default=[], help="model directories whose cards get the table")
     p.add_argument("--card-section", default=None, help="title of the card subsection the table replaces (default: the whole evaluation)")
@@ -84,15 +109,79 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
-def random_weights_dir(model: str, seed: int, root: Path) -> Path:
-    """A weights directory with the architecture of ``model`` and seeded random weights."""
-    torch.manual_seed(seed)
-    encoder = build_encoder(read_config(model))
-    return save_encoder(encoder, root / f"random-{Path(model).name}-seed{seed}")
+def readout_overrides(readout: str | None, pool: str | None = None, pool_edges: bool = True) -> dict:
+    """The encoder-config changes of ``--readout``/``--pool``/``--no-pool-edges`` (empty without ``--readout``)."""
+    if readout is None:
+        if pool is not None or not pool_edges:
+            raise SystemExit("--pool and --no-pool-edges need --readout layers")
+        return {}
+    overrides = {"readout": readout}
+    if readout == "layers":
+        overrides["pool_edges"] = pool_edges
+        if pool is not None:
+            overrides["pool"] = [p.strip() for p in pool.split(",")]
+    return overrides
 
 
-def make_featurizer(name: str, seed: int, scratch: Path):
-    """The featurizer called ``name`` (see the module docstring)."""
+def variant_config(source, overrides: dict) -> dict:
+    """The ``config.json`` of ``source`` with ``overrides`` (a CGCNN ``"layers"`` readout has no output layer)."""
+    config = {**read_config(source), **overrides}
+    if config["architecture"] == "cgcnn" and "readout" in overrides:
+        config["out_dim"] = 0 if overrides["readout"] == "layers" else (read_config(source).get("out_dim") or 128)
+    return config
+
+
+def encoder_weights(source, overrides: dict, root: Path, seed: int | None = None) -> str:
+    """A weights directory (or bundled name) for the encoder of ``source``: its own weights, or with ``seed``
+    seeded random weights of its architecture; rebuilt with the readout ``overrides`` when given (the
+    parameter-free readouts keep every trained tensor; tensors only the old readout had are dropped)."""
+    if seed is None and not overrides:
+        return str(source)
+    config = variant_config(source, overrides)
+    torch.manual_seed(0 if seed is None else seed)
+    encoder = build_encoder(config)
+    if seed is None:
+        trained = load_encoder(source).state_dict()
+        state = encoder.state_dict()
+        missing = [k for k in state if k not in trained or trained[k].shape != state[k].shape]
+        if missing:
+            raise SystemExit(f"{source}: the readout {overrides} needs tensors the weights lack: {missing[:3]}")
+        encoder.load_state_dict({k: trained[k] for k in state})
+    tag = "random" if seed is not None else "variant"
+    digest = hashlib.sha256(json.dumps(overrides, sort_keys=True).encode()).hexdigest()[:8]
+    return str(save_encoder(encoder, root / f"{tag}-{Path(str(source)).name}-{seed}-{digest}",
+                            method=None if seed is not None else read_config(source).get("method")))
+
+
+def input_table_featurizer(model, root: Path):
+    """Composition statistics of the per-element table the encoder of ``model`` reads (see ``inputs:``)."""
+    from pymatgen.core import Element
+
+    from matssl_featurizers.atom_vectors import save_atom_vectors
+    from matssl_featurizers.composition import AtomVectorFeaturizer
+    from matssl_featurizers.encoders import N_ELEMENTS
+
+    config = read_config(model)
+    if config.get("atom_input", "embedding") != "embedding":
+        return AtomVectorFeaturizer(vectors=config["atom_input"])
+    weights = load_encoder(model).embedding.weight.detach().double().numpy()
+    table = pd.DataFrame(weights[1:N_ELEMENTS + 1], index=[Element.from_Z(z).symbol for z in range(1, N_ELEMENTS + 1)])
+    return AtomVectorFeaturizer(vectors=str(save_atom_vectors(table, root / f"inputs-{Path(str(model)).name}.csv")))
+
+
+def parse_name(name: str) -> tuple[str, str, int | None]:
+    """``(kind, argument, seed)`` of a featurizer name: ``random:MODEL@SEED`` -> ``("random", MODEL, SEED)``."""
+    kind, _, argument = name.partition(":") if ":" in name and name.split(":", 1)[0] in ("random", "inputs", "preset") else ("model", "", name)
+    seed = None
+    if kind == "random":
+        argument, _, seed_text = argument.rpartition("@")
+        seed = int(seed_text)
+    return kind, argument, seed
+
+
+def make_featurizer(name: str, scratch: Path, overrides: dict | None = None):
+    """The featurizer called ``name`` (see the module docstring; ``random:`` names carry their ``@SEED``)."""
+    overrides = overrides or {}
     if name == "ElementProperty":
         from matminer.featurizers.composition import ElementProperty
 
@@ -105,41 +194,50 @@ def make_featurizer(name: str, seed: int, scratch: Path):
         from matminer.featurizers.structure import SiteStatsFingerprint
 
         return SiteStatsFingerprint.from_preset("CrystalNNFingerprint_ops")
-    if name == "CrysAtom":
-        from matssl_featurizers.composition import CrysAtomFeaturizer
+    if name in COMPOSITION_FEATURIZERS:
+        from matssl_featurizers.composition import AtomVectorFeaturizer
 
-        return CrysAtomFeaturizer()
-    if name.startswith("random:"):
-        model = name.split(":", 1)[1]
-        return SSLStructureFeaturizer(model=f"random-{Path(model).name}", weights=str(random_weights_dir(model, seed, scratch)))
-    if Path(name).is_dir():
-        return SSLStructureFeaturizer(model=Path(name).name, weights=name)
-    return SSLStructureFeaturizer(model=name)
+        return AtomVectorFeaturizer.from_preset("crysatom" if name == "CrysAtom" else "cgcnn92")
+    kind, argument, seed = parse_name(name)
+    if kind == "inputs":
+        return input_table_featurizer(argument, scratch)
+    if kind == "preset":
+        from matssl_featurizers.featurizers import HybridStructureFeaturizer
+
+        return HybridStructureFeaturizer.from_preset(argument)
+    source = argument if kind == "random" else name
+    label = f"random-{Path(source).name}" if kind == "random" else Path(source).name
+    return SSLStructureFeaturizer(model=label, weights=encoder_weights(source, overrides, scratch, seed))
 
 
-def featurizer_identity(name: str, seed: int) -> str:
+def featurizer_identity(name: str, overrides: dict | None = None) -> str:
     """Everything besides the structures that decides the features of ``name``: the cache key's other half."""
     import matminer
 
     import matssl_featurizers
 
+    overrides = overrides or {}
     if name in MATMINER_BASELINES:
         return f"{name} matminer {matminer.__version__}"
-    if name == "CrysAtom":
+    if name in COMPOSITION_FEATURIZERS:
         from matssl_featurizers.atom_vectors import atom_vectors_path
 
-        return f"CrysAtom {weights_io.sha256(atom_vectors_path())}"
-    if name.startswith("random:"):
-        return f"random {json.dumps(read_config(name.split(':', 1)[1]), sort_keys=True)} seed {seed} torch {torch.__version__}"
-    directory = weights_io.resolve(name)
+        return f"{name} {weights_io.sha256(atom_vectors_path()) if name == 'CrysAtom' else matminer.__version__}"
+    kind, argument, seed = parse_name(name)
+    version = f"matssl-featurizers {matssl_featurizers.__version__} torch {torch.__version__}"
+    if kind == "random":
+        return f"random {json.dumps(variant_config(argument, overrides), sort_keys=True)} seed {seed} {version}"
+    if kind == "preset":
+        return f"preset {argument} {version}"
+    directory = weights_io.resolve(argument if kind == "inputs" else name)
     hashes = " ".join(weights_io.sha256(directory / f) for f in (weights_io.CONFIG_NAME, weights_io.WEIGHTS_NAME))
-    return f"{hashes} matssl-featurizers {matssl_featurizers.__version__}"
+    return f"{kind} {hashes} {json.dumps(overrides, sort_keys=True) if kind == 'model' else ''} {version}"
 
 
-def featurize(name: str, structures: list, seed: int, progress: bool = True) -> np.ndarray:
+def featurize(name: str, structures: list, overrides: dict | None = None, progress: bool = True) -> np.ndarray:
     """Features of every structure (a row of NaN where ``name`` fails), with a progress bar named after it."""
     with tempfile.TemporaryDirectory() as scratch:
-        featurizer = make_featurizer(name, seed, Path(scratch))
+        featurizer = make_featurizer(name, Path(scratch), overrides)
         if name in MATMINER_BASELINES:
             entries = [s.composition for s in structures] if name == "ElementProperty" else structures
             if name == "SineCoulombMatrix":
@@ -151,24 +249,44 @@ def featurize(name: str, structures: list, seed: int, progress: bool = True) -> 
     return np.array(rows, dtype=float)
 
 
-def _cached_features(name: str, identity: str, data_key: str, structures: list, seed: int) -> np.ndarray:
-    """``featurize`` behind the joblib cache: keyed by name, identity, data_key and seed, not the structures."""
-    return featurize(name, structures, seed)
+def _cached_features(name: str, identity: str, data_key: str, structures: list, overrides: dict) -> np.ndarray:
+    """``featurize`` behind the joblib cache: keyed by name, identity, data_key and overrides, not the structures."""
+    return featurize(name, structures, overrides)
 
 
-def all_features(names: list[str], df: pd.DataFrame, seed: int, cache: Path | None) -> dict[str, np.ndarray]:
+def expand_names(names: list[str], random_seeds: list[int]) -> list[str]:
+    """``random:MODEL`` (also inside ``a+b``) -> one name per seed, ``random:MODEL@SEED``."""
+    out = []
+    for name in names:
+        parts = name.split("+")
+        randoms = [i for i, p in enumerate(parts) if p.startswith("random:") and "@" not in p]
+        if not randoms:
+            out.append(name)
+            continue
+        for seed in random_seeds:
+            out.append("+".join(f"{p}@{seed}" if i in randoms else p for i, p in enumerate(parts)))
+    return out
+
+
+def all_features(names: list[str], df: pd.DataFrame, cache: Path | None, overrides: dict | None = None) -> dict[str, np.ndarray]:
     """Features of every featurizer in ``names`` (``a+b`` concatenated; each part computed once) for the
     rows of ``df``, read from / written to the joblib cache ``cache`` when given."""
+    overrides = overrides or {}
     compute = _cached_features
     if cache is not None:
         import joblib
 
         compute = joblib.Memory(cache, verbose=0).cache(_cached_features, ignore=["structures"])
     structures, data_key = list(df["structure"]), fingerprint(df)
-    parts = {}
-    for part in tqdm(list(dict.fromkeys(p for name in names for p in name.split("+"))), desc="featurizers", unit="featurizer"):
-        parts[part] = compute(part, featurizer_identity(part, seed), data_key, structures, seed)
-    return {name: np.hstack([parts[p] for p in name.split("+")]) for name in names}
+    parts = list(dict.fromkeys(p for name in names for p in name.split("+")))
+    for part in parts:
+        if part in SLOW:
+            print(f"note: {part} takes about {SLOW[part] * len(structures) / 60:.0f} min for {len(structures)} structures",
+                  file=sys.stderr)
+    features = {}
+    for part in tqdm(parts, desc="featurizers", unit="featurizer"):
+        features[part] = compute(part, featurizer_identity(part, overrides), data_key, structures, overrides)
+    return {name: np.hstack([features[p] for p in name.split("+")]) for name in names}
 
 
 def evaluate(features: dict, y: np.ndarray, splits: list, train_sizes, seed: int, ok: np.ndarray | None = None,
@@ -252,26 +370,34 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     command = command_line("pretraining.evaluate", argv)
     targets = [t.strip() for t in args.target.split(",")]
-    names = [n.strip() for n in args.featurizers.split(",")] if args.featurizers else default_featurizers()
+    overrides = readout_overrides(args.readout, args.pool, not args.no_pool_edges)
+    random_seeds = [int(x) for x in args.random_seeds.split(",")]
+    names = expand_names([n.strip() for n in args.featurizers.split(",")] if args.featurizers else default_featurizers(),
+                         random_seeds)
     train_sizes = parse_train_sizes(args.train_sizes)
-    df = load_labelled(args.data, targets, args.limit, args.seed)
+    df = load_labelled(args.data, targets, args.limit, args.seed, split=args.split)
     splits = cv_splits(len(df), args.folds, args.seed)
-    features = all_features(names, df, args.seed, None if args.no_cache else args.cache)
+    features = all_features(names, df, None if args.no_cache else args.cache, overrides)
     ok = np.all([np.isfinite(X).all(axis=1) for X in features.values()], axis=0)
     dropped = int((~ok).sum())
     records = []
     for target in targets:
-        for r in evaluate(features, df[target].to_numpy(), splits, train_sizes, args.seed, ok):
+        for r in evaluate(features, df[target].to_numpy(), splits, train_sizes, args.seed, ok, max_features=args.max_features):
             records.append({"target": target, **r})
     results = pd.DataFrame(records)
     shapes = {name: (X.shape[1], effective_rank(X[ok])) for name, X in features.items()}
     table = markdown_table(results, shapes)
-    summary = (f"Random forest (scikit-learn defaults, random_state={args.seed}) on frozen features, "
+    forest = "scikit-learn defaults" + (f" but max_features={args.max_features:g}" if args.max_features != 1.0 else "")
+    summary = (f"Random forest ({forest}, random_state={args.seed}) on frozen features, "
                f"{args.folds}-fold cross-validation on identical folds, MAE mean ± std over folds; "
                f"{int(ok.sum())} structures from {', '.join(Path(p).name for p in args.data)}"
-               + (f" ({dropped} dropped: a featurizer failed on them)" if dropped else "") + ".")
+               + (f" ({args.split} split)" if args.split else "")
+               + (f" ({dropped} dropped: a featurizer failed on them)" if dropped else "")
+               + (f"; random weights with seeds {args.random_seeds}" if any("random:" in n for n in names) else "")
+               + (f"; every encoder with readout {json.dumps(overrides)}" if overrides else "") + ".")
     text = f"{summary}\n\nCommand: `{command}`\n\n{table}\n"
     write_results(args.out, text, {"command": command, "n_structures": int(ok.sum()), "dropped": dropped, "targets": targets,
+                                   "split": args.split, "readout": overrides,
                                    "test_ids": [list(df.index[test]) for _, test in splits],
                                    "features": {n: {"n_features": f, "effective_rank": r} for n, (f, r) in shapes.items()},
                                    "results": records}, args.card, args.card_section)

@@ -9,8 +9,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from matssl_featurizers.encoders import N_ELEMENTS, build_encoder, element_table, mean_pool
-from matssl_featurizers.graphs import MAX_NEIGHBORS, edge_lengths, node_graph_index
+from matssl_featurizers.encoders import MASK_TOKEN, N_ELEMENTS, build_encoder, element_table, mean_pool
+from matssl_featurizers.graphs import MAX_NEIGHBORS, edge_lengths, edge_vectors
 
 from . import augmentations as aug
 from .losses import (barlow_twins_loss, composition_similarity_loss, connectivity_loss, node_feature_loss,
@@ -21,10 +21,20 @@ CRYSTAL_TWINS_ENCODER = {
     "atom_input": "cgcnn92",
     "atom_fea_len": 64,
     "n_conv": 3,
-    "out_dim": 128,
+    "out_dim": 0,
     "cutoff": 8.0,
     "gaussian_step": 0.2,
+    "readout": "layers",
 }
+HEAD_READOUT = {"readout": "head", "out_dim": 128}  # the readout of the models released before 0.2
+READOUTS = ("layers", "head")
+
+
+def cgcnn_config(base: dict, atom_input: str, readout: str) -> dict:
+    """``base`` with ``atom_input`` and ``readout`` (``"layers"``, or ``"head"``: linear + softplus to 128)."""
+    if readout not in READOUTS:
+        raise ValueError(f"unknown readout {readout!r}; choose from {READOUTS}")
+    return {**base, "atom_input": atom_input, **(HEAD_READOUT if readout == "head" else {})}
 
 
 def projector(in_dim: int, hidden: int, out_dim: int) -> nn.Module:
@@ -38,15 +48,17 @@ class CrystalTwins(nn.Module):
     Two views of each crystal, each perturbed by ``perturb_distance`` Å, then atom-masked
     (``atom_mask_ratio``) and edge-masked (``edge_mask_ratio``), go through the encoder and a 2-layer
     projector to ``projection_dim``; the Barlow Twins loss with ``lambd`` pulls their cross-correlation
-    towards the identity. Defaults are the paper's. ``atom_input`` picks the encoder's fixed element
-    inputs (``"cgcnn92"``, or ``"crysatom"`` vectors).
+    towards the identity. Loss and augmentation defaults are the paper's. ``atom_input`` picks the
+    encoder's fixed element inputs (``"cgcnn92"``, or ``"crysatom"`` vectors); ``readout`` its structure
+    vector (``"layers"``: statistics of every layer, see :class:`~matssl_featurizers.encoders.CGCNNEncoder`;
+    ``"head"``: the paper's mean pool + linear layer).
     """
 
     def __init__(self, encoder_config: dict | None = None, projection_dim: int = 128, lambd: float = 0.0051,
                  perturb_distance: float = 0.05, atom_mask_ratio: float = 0.1, edge_mask_ratio: float = 0.1,
-                 atom_input: str = "cgcnn92"):
+                 atom_input: str = "cgcnn92", readout: str = "layers"):
         super().__init__()
-        self.encoder = build_encoder(encoder_config or {**CRYSTAL_TWINS_ENCODER, "atom_input": atom_input})
+        self.encoder = build_encoder(encoder_config or cgcnn_config(CRYSTAL_TWINS_ENCODER, atom_input, readout))
         self.projector = projector(self.encoder.out_dim, projection_dim, projection_dim)
         self.lambd, self.perturb_distance = lambd, perturb_distance
         self.atom_mask_ratio, self.edge_mask_ratio = atom_mask_ratio, edge_mask_ratio
@@ -69,7 +81,7 @@ CLR_LOSSES = ("nt-xent", "nt-xent+cs")
 def element_presence(batch) -> torch.Tensor:
     """``[G, 119]`` 0/1 matrix: which elements each crystal of the batch contains."""
     presence = torch.zeros(int(batch.num_graphs), N_ELEMENTS + 1, device=batch.atomic_numbers.device)
-    presence[node_graph_index(batch), batch.atomic_numbers] = 1.0
+    presence[batch.batch, batch.atomic_numbers] = 1.0
     return presence
 
 
@@ -83,16 +95,16 @@ class CrystalCLR(nn.Module):
     the paper found it hurts) turns every view into its ``supercell`` x ``supercell`` x ``supercell``
     supercell. The encoder output goes through a 2-layer projector to ``projection_dim``; the loss is
     NT-Xent (``loss="nt-xent"``) or NT-Xent + composition similarity, equally weighted
-    (``"nt-xent+cs"``, the paper's final model), at ``temperature``. ``atom_input``: as Crystal Twins'.
+    (``"nt-xent+cs"``, the paper's final model), at ``temperature``. ``atom_input``, ``readout``: as Crystal Twins'.
     """
 
     def __init__(self, encoder_config: dict | None = None, projection_dim: int = 128, loss: str = "nt-xent+cs",
                  temperature: float = 0.1, p_augment: float = 0.5, perturb_fraction: float = 0.5,
-                 max_strain: float = 0.05, supercell: int = 0, atom_input: str = "cgcnn92"):
+                 max_strain: float = 0.05, supercell: int = 0, atom_input: str = "cgcnn92", readout: str = "layers"):
         super().__init__()
         if loss not in CLR_LOSSES:
             raise ValueError(f"unknown CrystalCLR loss {loss!r}; choose from {CLR_LOSSES}")
-        self.encoder = build_encoder(encoder_config or {**CRYSTALCLR_ENCODER, "atom_input": atom_input})
+        self.encoder = build_encoder(encoder_config or cgcnn_config(CRYSTALCLR_ENCODER, atom_input, readout))
         self.projector = projector(self.encoder.out_dim, projection_dim, projection_dim)
         self.loss_name, self.temperature, self.p_augment = loss, temperature, p_augment
         self.perturb_fraction, self.max_strain, self.supercell = perturb_fraction, max_strain, supercell
@@ -140,24 +152,38 @@ class CDSSL(nn.Module):
     Every site moves by Gaussian noise of ``noise_std`` Å per Cartesian coordinate; the MEGNet encoder
     sees the noisy structure (edge lengths recomputed over the same neighbour list), and a linear head
     on its final edge features predicts the edge embeddings of the ORIGINAL structure, the Gaussian
-    expansion of the clean edge lengths, under mean squared error:
+    expansion of the clean edge lengths, under mean squared error (the paper's loss):
 
-    .. math:: \mathcal{L} = \frac{1}{E K} \sum_k \lVert W e_k(\tilde G) + b - \bar e_k(G) \rVert^2
+    .. math:: \mathcal{L}_E = \frac{1}{E K} \sum_k \lVert W e_k(\tilde G) + b - \bar e_k(G) \rVert^2
+
+    The paper's loss reads only the final edge features, so the last block's node and state updates and
+    the readout would never be trained. A second linear head on the structure vector of the noisy crystal
+    (the exported readout) predicts each crystal's mean clean edge expansion, with weight ``graph_weight``:
+
+    .. math:: \mathcal{L} = \mathcal{L}_E + w_G \frac{1}{G K} \sum_g \lVert V x(\tilde G_g) + c - \mathrm{mean}_{k \in g}\, \bar e_k(G) \rVert^2
+
+    ``readout``: the encoder's (``"set2set"``, the paper's, or ``"layers"``).
     """
 
-    def __init__(self, encoder_config: dict | None = None, noise_std: float = 0.1):
+    def __init__(self, encoder_config: dict | None = None, noise_std: float = 0.1, graph_weight: float = 1.0,
+                 readout: str = "set2set"):
         super().__init__()
-        self.encoder = build_encoder(encoder_config or CDSSL_ENCODER)
-        self.noise_std = noise_std
+        self.encoder = build_encoder(encoder_config or {**CDSSL_ENCODER, "readout": readout})
+        self.noise_std, self.graph_weight = noise_std, graph_weight
         self.head = nn.Linear(self.encoder.config["width"], self.encoder.distance.num_features)
+        self.graph_head = nn.Linear(self.encoder.out_dim, self.encoder.distance.num_features)
 
     def loss(self, batch):
         with torch.no_grad():
             target = self.encoder.distance(edge_lengths(batch))
+            graph_target = mean_pool(target, batch.batch.index_select(0, batch.edge_index[1]), batch.num_graphs)
         noise = self.noise_std * torch.randn(batch.frac_coords.shape, device=batch.frac_coords.device)
-        predicted = self.head(self.encoder.edge_outputs(aug.displace(batch, noise)))
-        loss = torch.nn.functional.mse_loss(predicted, target)
-        return loss, {"loss": float(loss.detach())}
+        noisy = aug.displace(batch, noise)
+        stages = self.encoder.stages(noisy)
+        edges = torch.nn.functional.mse_loss(self.head(stages[-1][1]), target)
+        graph = torch.nn.functional.mse_loss(self.graph_head(self.encoder.readout(noisy, stages)), graph_target)
+        loss = edges + self.graph_weight * graph
+        return loss, {"loss": float(loss.detach()), "edges": float(edges.detach()), "graph": float(graph.detach())}
 
 
 def node_pairs(batch, generator=None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -171,8 +197,8 @@ def node_pairs(batch, generator=None) -> tuple[torch.Tensor, torch.Tensor, torch
     n = batch.atomic_numbers.shape[0]
     keys, counts = torch.unique(dst * n + src, return_counts=True)  # sorted
     centre, other = keys // n, keys % n
-    node_graph = node_graph_index(batch)
-    ptr = aug.graph_ptr(batch)
+    node_graph = batch.batch
+    ptr = batch.ptr
     graph = node_graph.index_select(0, centre)
     start, size = ptr.index_select(0, graph), (ptr[1:] - ptr[:-1]).index_select(0, graph)
     draw = torch.rand(centre.shape[0], generator=generator, device=src.device)
@@ -240,7 +266,7 @@ class CrysAtom(nn.Module):
         h_b = self.encoder.node_embeddings(aug.mask_edges(batch, self.edge_mask_ratio))
         feature_a, connectivity_a = self.reconstruction_losses(h_a, batch)
         feature_b, connectivity_b = self.reconstruction_losses(h_b, batch)
-        node_graph = node_graph_index(batch)
+        node_graph = batch.batch
         terms = {
             "feature": (feature_a + feature_b) / 2,
             "connectivity": (connectivity_a + connectivity_b) / 2,
@@ -253,4 +279,83 @@ class CrysAtom(nn.Module):
         return loss, metrics
 
 
-METHODS = {"crystal-twins": CrystalTwins, "crystalclr": CrystalCLR, "cdssl": CDSSL, "crysatom": CrysAtom}
+class MaskedDenoising(nn.Module):
+    r"""Chemistry and geometry in one pass: masked-element prediction, position denoising and strain prediction.
+
+    Each crystal of the batch is corrupted once: every site's element is replaced by the mask token with
+    probability ``mask_ratio``; each lattice vector is scaled by :math:`e^{\varepsilon_a}`,
+    :math:`\varepsilon_a \sim U(-s, s)` with :math:`s` = ``max_strain``; then every site moves by Gaussian
+    noise :math:`\delta_i` of ``noise_std`` Å per Cartesian coordinate (its mean over the crystal removed).
+    One encoder pass over the corrupted crystal feeds three heads:
+
+    * elements: an MLP on the final node features of each masked site gives logits over the elements;
+      cross-entropy with the true element (:math:`\mathcal{L}_Z`);
+    * noise: an MLP on ``[h_i || h_j || e_ij]`` gives a weight per edge, and the predicted displacement of
+      site ``i`` is :math:`\hat\delta_i = \mathrm{mean}_j\, w_{ij} \hat r_{ij}` over the unit vectors to its neighbours
+      (rotation-equivariant); :math:`\mathcal{L}_\delta = \mathrm{mean}_i \lVert \hat\delta_i - \delta_i \rVert^2 / \sigma^2`;
+    * strain: an MLP on the structure vector (the exported readout) predicts
+      :math:`\sum_a \varepsilon_a / s` (the log volume change in units of ``max_strain``); squared error
+      (:math:`\mathcal{L}_\varepsilon`).
+
+    .. math:: \mathcal{L} = w_Z \mathcal{L}_Z + w_\delta \mathcal{L}_\delta + w_\varepsilon \mathcal{L}_\varepsilon
+
+    with ``element_weight``, ``noise_weight``, ``strain_weight`` (a weight of 0 drops its term; the
+    strain is not applied when ``strain_weight`` is 0). This pretext is this project's addition, not one of
+    the four papers' methods; it follows denoising pretraining (Zaidi et al., ICLR 2023) and masked-atom
+    prediction (Hu et al., ICLR 2020). ``atom_input``, ``readout``: as :class:`CrystalTwins`.
+    """
+
+    def __init__(self, encoder_config: dict | None = None, mask_ratio: float = 0.15, noise_std: float = 0.1,
+                 max_strain: float = 0.05, element_weight: float = 1.0, noise_weight: float = 1.0,
+                 strain_weight: float = 1.0, atom_input: str = "cgcnn92", readout: str = "layers"):
+        super().__init__()
+        self.encoder = build_encoder(encoder_config or cgcnn_config(CRYSTAL_TWINS_ENCODER, atom_input, readout))
+        width, edge_width = self.encoder.config["atom_fea_len"], self.encoder.distance.num_features
+        self.element_head = nn.Sequential(nn.Linear(width, width), nn.Softplus(), nn.Linear(width, N_ELEMENTS + 1))
+        self.noise_head = nn.Sequential(nn.Linear(2 * width + edge_width, width), nn.Softplus(), nn.Linear(width, 1))
+        self.strain_head = nn.Sequential(nn.Linear(self.encoder.out_dim, width), nn.Softplus(), nn.Linear(width, 1))
+        self.mask_ratio, self.noise_std, self.max_strain = mask_ratio, noise_std, max_strain
+        self.weights = {"element": element_weight, "noise": noise_weight, "strain": strain_weight}
+
+    def corrupt(self, batch):
+        """The corrupted batch, the mask ``[N]`` (bool), the displacements ``[N, 3]`` and the log strains ``[G, 3]``."""
+        device = batch.frac_coords.device
+        masked = aug.mask_atoms(batch, self.mask_ratio)
+        hit = (masked.atomic_numbers == MASK_TOKEN) & (batch.atomic_numbers != MASK_TOKEN)
+        log_strain = torch.zeros(batch.num_graphs, 3, device=device)
+        if self.weights["strain"]:
+            log_strain = self.max_strain * (2 * torch.rand(batch.num_graphs, 3, device=device) - 1)
+            masked.lattice = batch.lattice * log_strain.exp().unsqueeze(2)
+        noise = self.noise_std * torch.randn(batch.frac_coords.shape, device=device)
+        noise = noise - mean_pool(noise, batch.batch, batch.num_graphs).index_select(0, batch.batch)
+        return aug.displace(masked, noise), hit, noise, log_strain
+
+    def loss(self, batch):
+        corrupted, hit, noise, log_strain = self.corrupt(batch)
+        layers, edge_attr = self.encoder.node_layers(corrupted)
+        h = layers[-1]
+        terms = {}
+        if self.weights["element"]:
+            logits = self.element_head(h[hit])
+            terms["element"] = torch.nn.functional.cross_entropy(logits, batch.atomic_numbers[hit]) if hit.any() else h.sum() * 0
+        if self.weights["noise"]:
+            src, dst = corrupted.edge_index
+            vectors = edge_vectors(corrupted)  # from centre i (dst) to neighbour j (src)
+            unit = vectors / vectors.norm(dim=1, keepdim=True).clamp(min=1e-6)
+            weight = self.noise_head(torch.cat([h.index_select(0, dst), h.index_select(0, src), edge_attr], dim=1))
+            predicted = mean_pool(weight * unit, dst, noise.shape[0])
+            terms["noise"] = ((predicted - noise) ** 2).sum(1).mean() / self.noise_std**2
+        if self.weights["strain"]:
+            vector = self.encoder.readout(corrupted, layers, edge_attr)
+            target = log_strain.sum(1) / self.max_strain
+            terms["strain"] = torch.nn.functional.mse_loss(self.strain_head(vector).squeeze(1), target)
+        loss = sum(self.weights[name] * value for name, value in terms.items())
+        metrics = {name: float(value.detach()) for name, value in terms.items()}
+        if self.weights["element"] and hit.any():
+            metrics["element_accuracy"] = float((logits.argmax(1) == batch.atomic_numbers[hit]).float().mean())
+        metrics["loss"] = float(loss.detach())
+        return loss, metrics
+
+
+METHODS = {"crystal-twins": CrystalTwins, "crystalclr": CrystalCLR, "cdssl": CDSSL, "crysatom": CrysAtom,
+           "masked-denoising": MaskedDenoising}

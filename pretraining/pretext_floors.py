@@ -19,7 +19,7 @@ import torch
 from matssl_featurizers.graphs import GaussianDistance, edge_lengths
 
 from . import augmentations as aug
-from .data import GraphDataset, build_graphs
+from .data import GraphDataset, build_graphs, graph_loader
 from .methods import element_presence
 from .run import split_indices
 
@@ -62,8 +62,6 @@ def element_shares(loader, top: int = 5) -> dict:
 
 
 def main(argv=None) -> int:
-    from torch_geometric.loader import DataLoader
-
     p = argparse.ArgumentParser(prog="python -m pretraining.pretext_floors", description=__doc__.split("\n")[0])
     p.add_argument("--data", required=True, nargs="+")
     p.add_argument("--batch-size", type=int, default=256, help="as in the run (the CS floor depends on it)")
@@ -73,8 +71,8 @@ def main(argv=None) -> int:
 
     store = build_graphs(args.data, progress=False)
     _, val_idx = split_indices(len(store), args.seed)
-    loader = DataLoader(GraphDataset(store, val_idx), batch_size=args.batch_size)
-    everything = DataLoader(GraphDataset(store), batch_size=1024)
+    loader = graph_loader(GraphDataset(store, val_idx), args.batch_size)
+    everything = graph_loader(GraphDataset(store), 1024)
     torch.manual_seed(args.seed)
     report = {
         "n_validation": len(val_idx),

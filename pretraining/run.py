@@ -1,14 +1,17 @@
 """Pretrain a crystal encoder without labels and export it for the featurizers.
 
-    python -m pretraining.run --method crystal-twins --data structures.jsonl.gz \\
-        --epochs 15 --batch-size 64 --lr 1e-5 --device cuda --out runs/ct
+    python -m pretraining.run --method crystal-twins --data structures.jsonl.gz --device cuda --out runs/ct
 
 Methods: ``crystal-twins`` (Barlow Twins), ``crystalclr`` (NT-Xent + composition similarity),
-``cdssl`` (denoising, MEGNet); see :mod:`pretraining.methods`.
+``cdssl`` (denoising, MEGNet), ``crysatom`` (atom vectors), ``masked-denoising`` (masked elements +
+position noise + strain); see :mod:`pretraining.methods`. ``--epochs``, ``--batch-size`` and ``--lr``
+default to the settings of the bundled weights (:data:`TRAINING_DEFAULTS`); the learning rate warms up
+linearly and decays as a cosine to 0 at ``--epochs``.
 
-DIR receives ``config.json`` + ``model.safetensors`` + ``README.md`` (model card) of the
-best epoch (lowest validation pretext loss); ``DIR/training/`` holds ``metrics.jsonl`` (one line
-per epoch) and ``checkpoint.pt`` (for ``--resume``).
+OUT receives ``config.json`` + ``model.safetensors`` + ``README.md`` (model card) of the
+best epoch (lowest validation pretext loss); ``OUT/training/`` holds ``metrics.jsonl`` (one line
+per epoch) and ``checkpoint.pt`` (for ``--resume``, which continues the same learning-rate curve;
+``--time-limit`` stops a run between epochs so that a later ``--resume`` goes on).
 
 ``torchrun --nproc_per_node K -m pretraining.run ...`` trains data-parallel over K processes
 (:mod:`pretraining.distributed`); ``--amp`` trains under bf16 autocast.
@@ -37,10 +40,17 @@ from matssl_featurizers.featurizers import METHOD_CITATIONS
 from matssl_featurizers.weights import CARD_NAME, CHECKSUMS_NAME, CONFIG_NAME, WEIGHTS_NAME, save_encoder
 
 from . import card, distributed
-from .data import GraphDataset, build_graphs
+from .data import GraphDataset, build_graphs, graph_loader
 from .methods import METHODS
 
 VALIDATION_FRACTION = 0.05
+TRAINING_DEFAULTS = {  # the settings that produced the bundled weights
+    "crystal-twins": {"epochs": 10, "batch_size": 128, "lr": 5e-4},
+    "crystalclr": {"epochs": 6, "batch_size": 256, "lr": 5e-4},
+    "cdssl": {"epochs": 7, "batch_size": 128, "lr": 1e-3},
+    "crysatom": {"epochs": 4, "batch_size": 128, "lr": 1e-3},
+    "masked-denoising": {"epochs": 20, "batch_size": 128, "lr": 1e-3},
+}
 
 
 class NonFiniteLoss(RuntimeError):
@@ -52,9 +62,20 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--method", required=True, choices=sorted(METHODS))
     p.add_argument("--data", required=True, nargs="+", help="JSON Lines, a folder of CIF/POSCAR files, or a DataFrame file")
     p.add_argument("--structure-column", default=None, help="structure column of a DataFrame file (default: found)")
-    p.add_argument("--epochs", type=int, default=15)
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--lr", type=float, default=1e-5)
+    p.add_argument("--exclude", type=Path, nargs="*", default=[],
+                   help="text files of ids (one per line) to leave out, e.g. the evaluation rows written by "
+                        "`python -m pretraining.tasks exclusions`")
+    p.add_argument("--epochs", type=int, default=None, help="length of the learning-rate schedule (default: per method, "
+                   + ", ".join(f"{m} {d['epochs']}" for m, d in TRAINING_DEFAULTS.items()) + ")")
+    p.add_argument("--batch-size", type=int, default=None, help="default: per method, "
+                   + ", ".join(f"{m} {d['batch_size']}" for m, d in TRAINING_DEFAULTS.items()))
+    p.add_argument("--lr", type=float, default=None, help="peak Adam learning rate (default: per method, "
+                   + ", ".join(f"{m} {d['lr']:g}" for m, d in TRAINING_DEFAULTS.items()) + ")")
+    p.add_argument("--warmup-epochs", type=float, default=0.5,
+                   help="linear warm-up, then cosine decay to 0 at the end of --epochs (default: %(default)s)")
+    p.add_argument("--constant-lr", action="store_true", help="no warm-up or decay")
+    p.add_argument("--time-limit", type=float, default=None,
+                   help="hours: do not start an epoch that would end after this; continue later with --resume")
     p.add_argument("--weight-decay", type=float, default=0.0)
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (under torchrun: cuda:LOCAL_RANK)")
     p.add_argument("--amp", action="store_true", help="mixed precision: bf16 autocast (meant for CUDA)")
@@ -64,7 +85,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--workers", type=int, default=1, help="processes building graphs")
     p.add_argument("--cache-dir", type=Path, default=None, help="graph cache (default ~/.cache/matssl_featurizers/graphs)")
     p.add_argument("--strict", action="store_true", help="stop at the first unreadable entry instead of skipping it")
-    p.add_argument("--limit", type=int, default=None, help="use only the first N structures (quick runs)")
+    p.add_argument("--limit", type=int, default=None, help="read only the first N entries of --data (quick runs)")
     method_options = p.add_argument_group("method options (default: the paper's, or the model card's choice)")
     method_options.add_argument("--perturb-distance", type=float, default=None, help="crystal-twins: Å each site moves in a view")
     method_options.add_argument("--atom-mask-ratio", type=float, default=None, help="crystal-twins, crysatom")
@@ -75,9 +96,20 @@ def parse_args(argv=None) -> argparse.Namespace:
     method_options.add_argument("--p-augment", type=float, default=None, help="crystalclr: probability of each augmentation")
     method_options.add_argument("--perturb-fraction", type=float, default=None,
                                 help="crystalclr: largest site move, as a fraction of the shortest interatomic distance")
-    method_options.add_argument("--max-strain", type=float, default=None, help="crystalclr: largest strain per lattice vector")
+    method_options.add_argument("--max-strain", type=float, default=None,
+                                help="crystalclr, masked-denoising: largest strain per lattice vector")
     method_options.add_argument("--supercell", type=int, default=None, help="crystalclr: make every view an NxNxN supercell")
-    method_options.add_argument("--noise-std", type=float, default=None, help="cdssl: Å, Gaussian noise per Cartesian coordinate")
+    method_options.add_argument("--noise-std", type=float, default=None,
+                                help="cdssl, masked-denoising: Å, Gaussian noise per Cartesian coordinate")
+    method_options.add_argument("--graph-weight", type=float, default=None,
+                                help="cdssl: weight of the structure-vector head (mean clean edge expansion)")
+    method_options.add_argument("--readout", default=None,
+                                help="the encoder's structure vector: layers or head (CGCNN methods), set2set or layers (cdssl)")
+    method_options.add_argument("--mask-ratio", type=float, default=None, help="masked-denoising: share of masked elements")
+    method_options.add_argument("--element-weight", type=float, default=None, help="masked-denoising: weight of element prediction")
+    method_options.add_argument("--noise-weight", type=float, default=None, help="masked-denoising: weight of noise prediction")
+    method_options.add_argument("--strain-weight", type=float, default=None,
+                                help="masked-denoising: weight of strain prediction (0: no strain applied)")
     method_options.add_argument("--atom-input", default=None,
                                 help="crystal-twins, crystalclr, crysatom: fixed element inputs, cgcnn92 or crysatom")
     method_options.add_argument("--atom-dim", type=int, default=None, help="crysatom: length of the node embeddings (atom vectors)")
@@ -92,7 +124,8 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 METHOD_OPTIONS = ("perturb_distance", "atom_mask_ratio", "edge_mask_ratio", "lambd", "loss", "temperature", "p_augment",
-                  "perturb_fraction", "max_strain", "supercell", "noise_std", "atom_input", "atom_dim", "feature_weight",
+                  "perturb_fraction", "max_strain", "supercell", "noise_std", "graph_weight", "readout", "mask_ratio",
+                  "element_weight", "noise_weight", "strain_weight", "atom_input", "atom_dim", "feature_weight",
                   "connectivity_weight", "barlow_weight", "decoder_hidden")
 
 
@@ -120,26 +153,62 @@ def method_settings(args) -> dict:
 
 def split_indices(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """A seeded 95 / 5 train / validation split, with at least two validation structures (the losses
-    need a batch of two) when n > 3."""
+    need a batch of two) when n > 3. The validation rows stay shuffled, so that each validation batch
+    mixes the data files like a training batch (the batch-normalised losses depend on the mix)."""
     order = np.random.default_rng(seed).permutation(n)
     n_val = max(2, int(round(VALIDATION_FRACTION * n))) if n > 3 else 0
-    return np.sort(order[n_val:]), np.sort(order[:n_val])
+    return np.sort(order[n_val:]), order[:n_val]
+
+
+def learning_rate(step: int, total_steps: int, warmup_steps: int, peak: float) -> float:
+    """Linear warm-up from ``peak / warmup_steps`` to ``peak`` over ``warmup_steps``, then cosine decay to 0
+    at ``total_steps``: a function of the optimizer step alone, so a resumed run continues the same curve."""
+    if step < warmup_steps:
+        return peak * (step + 1) / warmup_steps
+    progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
+    return peak * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def training_settings(args) -> argparse.Namespace:
+    """``args`` with the method's :data:`TRAINING_DEFAULTS` where ``--epochs``, ``--batch-size``, ``--lr`` are not given."""
+    for key, value in TRAINING_DEFAULTS[args.method].items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+    return args
+
+
+def corpus_rows(store, exclude_files, limit=None) -> tuple[np.ndarray, dict]:
+    """Positions in ``store`` to pretrain on: the first occurrence of each id, without the ids listed in
+    ``exclude_files``, at most ``limit``; and the counts of what was left out."""
+    excluded = set()
+    for path in exclude_files:
+        excluded.update(line.strip() for line in Path(path).read_text().splitlines() if line.strip())
+    seen, keep, duplicates, dropped = set(), [], 0, 0
+    for i, rid in enumerate(store.ids):
+        if rid in seen:
+            duplicates += 1
+        elif rid in excluded:
+            dropped += 1
+        else:
+            keep.append(i)
+        seen.add(rid)
+    keep = np.asarray(keep[:limit] if limit is not None else keep, dtype=np.int64)
+    return keep, {"n_duplicate_ids": duplicates, "n_excluded": dropped}
 
 
 def _loader(dataset, batch_size, shuffle, seed, sampler=None):
-    from torch_geometric.loader import DataLoader
-
     generator = torch.Generator().manual_seed(seed)
     # drop_last keeps batch statistics well defined for the losses that normalise over the batch
     size = len(dataset) if sampler is None else len(sampler)
-    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle and sampler is None, sampler=sampler,
-                      drop_last=shuffle and size > batch_size, generator=generator)
+    return graph_loader(dataset, batch_size, shuffle=shuffle and sampler is None, generator=generator, sampler=sampler,
+                        drop_last=shuffle and size > batch_size)
 
 
-def run_epoch(model, loader, device, optimizer=None, progress=True, desc="", world=None, amp=False) -> dict:
+def run_epoch(model, loader, device, optimizer=None, progress=True, desc="", world=None, amp=False, schedule=None) -> dict:
     """Mean pretext loss (``"loss"``) and the method's other metrics over ``loader`` (over all ranks'
     loaders when distributed); trains when an ``optimizer`` is given. ``model(batch)`` returns
-    ``(loss, metrics)`` (:func:`pretraining.distributed.wrap`); ``amp`` runs it under bf16 autocast."""
+    ``(loss, metrics)`` (:func:`pretraining.distributed.wrap`); ``amp`` runs it under bf16 autocast.
+    ``schedule()``, when given, returns the learning rate of the next optimizer step."""
     world = world or distributed.World(torch.device(device))
     model.train(optimizer is not None)
     totals, count = {}, 0
@@ -154,6 +223,9 @@ def run_epoch(model, loader, device, optimizer=None, progress=True, desc="", wor
             if not distributed.all_finite(loss, world):
                 raise NonFiniteLoss(f"{desc}: the loss became {loss.item()}")
             if optimizer is not None:
+                if schedule is not None:
+                    for group in optimizer.param_groups:
+                        group["lr"] = schedule()
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
@@ -189,11 +261,11 @@ def export(args, method, best, history, data_info, options, commands) -> None:
     text = card.render(name=args.name or args.method, method=args.method, citation=METHOD_CITATIONS.get(args.method, ""),
                        commands=commands, data=data_info, options=options, history=history, best_epoch=best["epoch"],
                        config=exported.config, evaluation=evaluation)
-    save_encoder(exported, args.out, card=text)
+    save_encoder(exported, args.out, card=text, method=args.method)
 
 
 def main(argv=None) -> int:
-    args = parse_args(argv)
+    args = training_settings(parse_args(argv))
     world = distributed.setup(args.device)
     try:
         return pretrain(args, world, sys.argv[1:] if argv is None else argv)
@@ -224,33 +296,37 @@ def pretrain(args, world, argv) -> int:
     if world.local_rank != 0:  # the first process of each machine builds the graph cache, the others read it
         distributed.barrier(world)
     store = build_graphs(args.data, cache_dir=args.cache_dir, workers=args.workers, strict=args.strict,
-                         structure_column=args.structure_column, progress=progress)
+                         structure_column=args.structure_column, progress=progress, limit=args.limit)
     if world.local_rank == 0:
         distributed.barrier(world)
-    n = len(store) if args.limit is None else min(args.limit, len(store))
+    rows, left_out = corpus_rows(store, args.exclude)
+    n = len(rows)
     if n < 4:
         sys.exit(f"only {n} readable structures in {args.data}: need at least 4")
-    train_idx, val_idx = split_indices(n, args.seed)
-    log(f"{len(store)} structures ({store.skipped} unreadable skipped); using {n}: "
-        f"{len(train_idx)} train, {len(val_idx)} validation" + (f"; {world.size} processes" if world.distributed else ""))
+    train_idx, val_idx = (rows[part] for part in split_indices(n, args.seed))
+    log(f"{len(store)} structures ({store.skipped} unreadable skipped, {left_out['n_duplicate_ids']} repeated ids and "
+        f"{left_out['n_excluded']} excluded ids left out); using {n}: {len(train_idx)} train, {len(val_idx)} validation"
+        + (f"; {world.size} processes" if world.distributed else ""))
 
     torch.manual_seed(args.seed)
     method = METHODS[args.method](**method_kwargs(args)).to(device)
     model, evaluator = distributed.wrap(method, world), distributed.LossModule(method)
     optimizer = torch.optim.Adam(method.parameters(), lr=args.lr, weight_decay=args.weight_decay)
-    history, start_epoch, best = [], 1, {"val_loss": math.inf, "epoch": 0, "encoder": None}
+    history, start_epoch, best, step = [], 1, {"val_loss": math.inf, "epoch": 0, "encoder": None}, 0
     if args.resume and checkpoint_path.exists():
         state = torch.load(checkpoint_path, map_location=device, weights_only=True)
         method.load_state_dict(state["method"])
         optimizer.load_state_dict(state["optimizer"])
-        history, best = state["history"], state["best"]
+        history, best, step = state["history"], state["best"], state.get("step", 0)
         commands = state.get("commands", []) + commands
         start_epoch = state["epoch"] + 1
-        log(f"resuming after epoch {state['epoch']}")
+        log(f"resuming after epoch {state['epoch']} (optimizer step {step})")
 
-    data_info = {"paths": [str(p) for p in args.data], "n_structures": n, "n_skipped": store.skipped,
-                 "n_train": len(train_idx), "n_val": len(val_idx)}
-    options = {k: v for k, v in vars(args).items() if k in ("batch_size", "lr", "weight_decay", "seed", "limit")}
+    data_info = {"paths": [Path(p).name for p in args.data], "n_structures": n, "n_skipped": store.skipped,
+                 "n_train": len(train_idx), "n_val": len(val_idx), **left_out,
+                 "exclude": [Path(p).name for p in args.exclude]}
+    options = {k: v for k, v in vars(args).items()
+               if k in ("epochs", "batch_size", "lr", "warmup_epochs", "constant_lr", "weight_decay", "seed", "limit")}
     options.update(method_settings(args))
     if world.distributed:
         options["processes"] = world.size
@@ -259,7 +335,22 @@ def pretrain(args, world, argv) -> int:
     train_set = GraphDataset(store, train_idx)
     val_set = GraphDataset(store, val_idx[world.rank::world.size])  # each rank validates its share
     sampler = DistributedSampler(train_set, world.size, world.rank, seed=args.seed) if world.distributed else None
+    per_rank = len(train_set) if sampler is None else len(sampler)
+    steps_per_epoch = per_rank // args.batch_size if per_rank > args.batch_size else 1
+    total_steps, warmup_steps = args.epochs * steps_per_epoch, int(round(args.warmup_epochs * steps_per_epoch))
+
+    def schedule() -> float:
+        nonlocal step
+        step += 1
+        return args.lr if args.constant_lr else learning_rate(step - 1, total_steps, warmup_steps, args.lr)
+
+    started_run = time.perf_counter()
     for epoch in range(start_epoch, args.epochs + 1):
+        if args.time_limit is not None and history:
+            if time.perf_counter() - started_run + history[-1]["seconds"] > args.time_limit * 3600:
+                log(f"stopping before epoch {epoch}: it would end after --time-limit {args.time_limit} h; "
+                    "continue with the same command and --resume")
+                break
         # augmentations: a resumed epoch replays exactly; each rank draws its own
         torch.manual_seed(args.seed * 100_003 + epoch + 1_000_003 * world.rank)
         if sampler is not None:
@@ -267,7 +358,7 @@ def pretrain(args, world, argv) -> int:
         started = time.perf_counter()
         try:
             train = run_epoch(model, _loader(train_set, args.batch_size, True, args.seed + epoch, sampler), device,
-                              optimizer, progress, f"epoch {epoch}/{args.epochs} train", world, args.amp)
+                              optimizer, progress, f"epoch {epoch}/{args.epochs} train", world, args.amp, schedule)
             distributed.broadcast_buffers(method, world)
             torch.manual_seed(args.seed)  # the same validation views every epoch
             val = run_epoch(evaluator, _loader(val_set, args.batch_size, False, 0), device, None, progress,
@@ -278,7 +369,8 @@ def pretrain(args, world, argv) -> int:
         seconds = time.perf_counter() - started
         val_loss = val["loss"]
         record = {"epoch": epoch, "train_loss": train["loss"], "val_loss": val_loss, "seconds": seconds,
-                  "structures_per_second": (len(train_idx) + len(val_idx)) / seconds, "lr": args.lr}
+                  "structures_per_second": (len(train_idx) + len(val_idx)) / seconds,
+                  "lr": optimizer.param_groups[0]["lr"]}
         record.update({f"train_{k}": v for k, v in train.items() if k != "loss"})
         record.update({f"val_{k}": v for k, v in val.items() if k != "loss"})
         history.append(record)
@@ -290,7 +382,7 @@ def pretrain(args, world, argv) -> int:
         with open(metrics_path, "a") as handle:
             handle.write(json.dumps(record) + "\n")
         log(json.dumps(record))
-        _save_atomic({"method": method.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch,
+        _save_atomic({"method": method.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch, "step": step,
                       "history": history, "best": best, "commands": commands}, checkpoint_path)
         # export after every epoch, so that a run stopped early still leaves its best weights
         export(args, method, best, history, data_info, options, commands)

@@ -1,34 +1,82 @@
-"""Labelled tasks for the evaluation protocols: rows, cross-validation folds and training subsets.
+"""Labelled tasks for the evaluation protocols: rows, development / test splits, cross-validation folds
+and training subsets.
 
 ``pretraining.evaluate`` (random forest on frozen features) and ``pretraining.finetune`` (the encoder
 trained end to end) read their rows with :func:`load_labelled` and split them with :func:`cv_splits`
-and :func:`training_rows`, so the same ``--data``, ``--target``, ``--limit``, ``--folds``,
+and :func:`training_rows`, so the same ``--data``, ``--target``, ``--split``, ``--limit``, ``--folds``,
 ``--train-sizes`` and ``--seed`` give both protocols the same test rows and the same training rows.
 Rows a featurizer or the graph builder fails on are removed from a fold afterwards, never re-split.
+
+Splits: the rows of a file that have every target, ordered by id and shuffled with a fixed seed,
+give the ``test`` split (the first :data:`SPLIT_SIZE`) and the ``dev`` split (the next
+:data:`SPLIT_SIZE`). Model choices are made on ``dev``; ``test`` is read only for the released
+tables. :data:`TASKS` are the published tasks; ``python -m pretraining.tasks exclusions`` lists the ids
+of their splits, which pretraining leaves out (``pretraining.run --exclude``).
+
+    python -m pretraining.tasks exclusions --data-dir ../shared/data --out eval/splits/evaluation_ids.txt
 """
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
+import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from .data import iter_records, payload_to_structure
 
+SPLITS = ("test", "dev")
+SPLIT_SIZE = 2000
+SPLIT_SEED = 20261201
+TASKS = {
+    # the seven targets of the shared tasks
+    "mp_cgcnn": ("mp_cgcnn.jsonl.gz", ("formation_energy_per_atom", "band_gap", "efermi")),
+    "castelli_perovskites": ("castelli_perovskites.jsonl.gz", ("e_form",)),
+    "carbon24": ("carbon24.jsonl.gz", ("energy_per_atom",)),
+    "jarvis_dft3d": ("jarvis_dft3d.jsonl.gz", ("formation_energy_peratom", "optb88vdw_bandgap")),
+    # structure-sensitive JARVIS targets (JARVIS is never pretrained on)
+    "jarvis_dielectric": ("jarvis_dft3d.jsonl.gz", ("epsx",)),
+    "jarvis_exfoliation": ("jarvis_dft3d.jsonl.gz", ("exfoliation_energy",)),
+}
 
-def load_labelled(paths, targets, limit=None, seed=0) -> pd.DataFrame:
-    """Rows with a readable structure and every target present, as a DataFrame indexed by id with
-    a ``structure`` column and one column per target (``limit``: N rows drawn with ``seed``)."""
+
+def split_positions(ids, split: str) -> np.ndarray:
+    """Positions in ``ids`` of the rows of ``split`` (``"test"`` or ``"dev"``): the ids are ordered,
+    shuffled with :data:`SPLIT_SEED`, and cut into consecutive blocks of :data:`SPLIT_SIZE`."""
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; choose from {SPLITS}")
+    ids = np.asarray(ids, dtype=str)
+    order = np.argsort(ids, kind="stable")
+    shuffled = order[np.random.default_rng(SPLIT_SEED).permutation(len(ids))]
+    start = SPLITS.index(split) * SPLIT_SIZE
+    return np.sort(shuffled[start:start + SPLIT_SIZE])
+
+
+def labelled_records(paths, targets) -> list[dict]:
+    """``{"id", "payload", target...}`` of every entry of ``paths`` with all ``targets`` present (CIF not parsed)."""
     rows = []
     for path in paths:
         for rid, payload, row in iter_records(path):
             if all(row.get(t) is not None for t in targets):
-                rows.append({"id": rid, "payload": payload, **{t: float(row[t]) for t in targets}})
-    df = pd.DataFrame(rows)
+                rows.append({"id": str(rid), "payload": payload, **{t: float(row[t]) for t in targets}})
+    return rows
+
+
+def load_labelled(paths, targets, limit=None, seed=0, split: str | None = None) -> pd.DataFrame:
+    """Rows with a readable structure and every target present, as a DataFrame indexed by id with
+    a ``structure`` column and one column per target (``split``: only the rows of that split;
+    ``limit``: N rows drawn with ``seed``)."""
+    df = pd.DataFrame(labelled_records(paths, targets))
     if df.empty:
         raise SystemExit(f"no rows of {', '.join(map(str, paths))} have all of {targets}")
+    if split is not None:
+        df = df.iloc[split_positions(df["id"], split)]
+        if df.empty:
+            raise SystemExit(f"the {split} split of {', '.join(map(str, paths))} with {targets} is empty")
     if limit is not None and limit < len(df):
         df = df.sample(n=limit, random_state=seed)
     structures = []
@@ -71,3 +119,32 @@ def fingerprint(df: pd.DataFrame) -> str:
         digest.update(str(rid).encode())
         digest.update(json.dumps(structure.as_dict(), sort_keys=True, default=str).encode())
     return digest.hexdigest()
+
+
+def evaluation_ids(data_dir) -> list[str]:
+    """The ids of the test and dev splits of every task of :data:`TASKS` (files under ``data_dir``), sorted."""
+    ids = set()
+    for file, targets in TASKS.values():
+        records = labelled_records([Path(data_dir) / file], targets)
+        for split in SPLITS:
+            ids.update(records[i]["id"] for i in split_positions([r["id"] for r in records], split))
+    return sorted(ids)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m pretraining.tasks", description="Evaluation splits of the published tasks.")
+    sub = p.add_subparsers(dest="command", required=True)
+    exclusions = sub.add_parser("exclusions", help="write the ids of every task's test and dev rows, one per line")
+    exclusions.add_argument("--data-dir", type=Path, default=Path("..") / "shared" / "data",
+                            help="folder with the task files (default: %(default)s)")
+    exclusions.add_argument("--out", type=Path, required=True)
+    args = p.parse_args(argv)
+    ids = evaluation_ids(args.data_dir)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text("".join(f"{i}\n" for i in ids))
+    print(f"wrote {len(ids)} ids to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -127,3 +127,15 @@ def test_crysatom_vectors_are_fixed_encoder_inputs(structures):
     oganesson = Structure(Lattice.cubic(4.0), ["Og"], [[0, 0, 0]])
     with pytest.raises(ValueError, match="no crysatom input vector for element.s. Og"):
         encoder.eval()(collate([structure_to_graph(oganesson)]))
+
+
+def test_set2set_matches_pytorch_geometric():
+    from torch_geometric.nn.aggr import Set2Set as ReferenceSet2Set
+
+    from matssl_featurizers.encoders import Set2Set
+
+    torch.manual_seed(0)
+    reference, ours = ReferenceSet2Set(8, 3), Set2Set(8, 3)
+    ours.load_state_dict(reference.state_dict())
+    x, index = torch.randn(30, 8), torch.sort(torch.randint(0, 5, (30,))).values
+    torch.testing.assert_close(ours(x, index, 5), reference(x, index, dim_size=5))

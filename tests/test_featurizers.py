@@ -9,6 +9,7 @@ from pymatgen.core import Composition, Lattice, Molecule, Structure
 
 from matssl_featurizers import CDSSLFeaturizer, CrystalCLRFeaturizer, CrystalTwinsFeaturizer, SSLStructureFeaturizer
 from matssl_featurizers.weights import bundled_index
+from tests.conftest import STRUCTURES_FILE as STRUCTURES
 
 MODELS = sorted(bundled_index())
 
@@ -197,7 +198,8 @@ def test_set_output_pandas_uses_feature_names(structures):
 def test_named_shortcut_and_metadata(cls, model, cited, n_features):
     shortcut = cls()
     assert shortcut.model == model
-    assert shortcut.get_params() == {"weights": None, "batch_size": 64, "device": "cpu", "n_workers": 0}
+    assert shortcut.get_params() == {"weights": None, "batch_size": 64, "device": "cpu", "n_workers": 0, "n_threads": 1,
+                                     "n_components": None, "label_prefix": None}
     citations = shortcut.citations()
     for title in cited:
         assert any(title in c for c in citations), title
@@ -345,3 +347,112 @@ def test_bad_input_matrix(featurizer, structures, structures_df, rows, clean_fea
     assert list(df.columns) == ["structure"] and list(df.index) == index
     assert all(a is b for a, b in zip(df["structure"], objects))
     assert [_snapshot(v) for v in df["structure"]] == snapshots
+
+
+# -- what a new user hits (MultipleFeaturizer, custom weights, pinned pickles, threads, arguments) ------
+
+def test_multiple_featurizer_with_its_default_fork_pool_finishes_after_torch_has_run(tmp_path):
+    """matminer's MultipleFeaturizer forks worker processes; torch's inherited thread pool used to hang them."""
+    script = tmp_path / "multiple.py"
+    script.write_text(f"""
+import gzip, json, warnings
+warnings.simplefilter("ignore")
+import pandas as pd
+from pymatgen.core import Structure
+from matminer.featurizers.base import MultipleFeaturizer
+from matminer.featurizers.structure import DensityFeatures
+from matssl_featurizers import SSLStructureFeaturizer
+rows = [json.loads(line) for line in gzip.open({str(STRUCTURES)!r}, "rt")][:40]
+df = pd.DataFrame({{"structure": [Structure.from_str(r["cif"], fmt="cif") for r in rows]}})
+ours = SSLStructureFeaturizer(n_threads=2)
+alone = ours.featurize_many(df["structure"], pbar=False)  # torch starts its threads in this process
+both = MultipleFeaturizer([DensityFeatures(), ours])
+assert both.n_jobs > 1
+out = both.featurize_dataframe(df, "structure", pbar=False)
+assert out.shape == (40, 1 + 3 + len(alone[0]))
+print(abs(out[ours.feature_labels()].to_numpy() - alone).max())
+""")
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert float(done.stdout.split()[-1]) < 1e-4
+
+
+def test_custom_weights_are_labelled_and_cited_by_their_own_method(tmp_path):
+    import json as json_module
+    import shutil
+
+    from matssl_featurizers import weights
+
+    def custom(name, method):
+        directory = shutil.copytree(weights.resolve(name), tmp_path / name)
+        config = {**json_module.loads((directory / "config.json").read_text()), "method": method, "max_neighbors": 12,
+                  "format_version": 2}
+        (directory / "config.json").write_text(json_module.dumps(config))
+        return str(directory)
+
+    clr = SSLStructureFeaturizer(weights=custom("crystalclr", "crystalclr"))
+    ct = SSLStructureFeaturizer(weights=custom("crystal-twins", "crystal-twins"))
+    assert clr.feature_labels()[0].startswith("crystalclr-") and ct.feature_labels()[0].startswith("crystal-twins-")
+    assert not set(clr.feature_labels()) & set(ct.feature_labels()), "two custom models never share labels"
+    assert any("Graph Contrastive Learning" in c for c in clr.citations())
+    assert not any("Crystal twins" in c for c in clr.citations())
+    assert SSLStructureFeaturizer(weights=clr.weights, label_prefix="mine").feature_labels()[0] == "mine_0"
+
+
+def test_a_pickled_pipeline_refuses_weights_replaced_after_it_was_fitted(tmp_path, structures, rows):
+    import shutil
+
+    from sklearn.ensemble import RandomForestRegressor
+    from sklearn.pipeline import make_pipeline
+
+    from matssl_featurizers import weights
+
+    directory = shutil.copytree(weights.resolve("crystal-twins"), tmp_path / "model")
+    pipe = make_pipeline(SSLStructureFeaturizer(weights=str(directory)), RandomForestRegressor(n_estimators=5, random_state=0))
+    pipe.fit(structures[:30], [r["formation_energy_per_atom"] for r in rows[:30]])
+    joblib.dump(pipe, tmp_path / "pipe.joblib")
+    assert len(pipe[0].weights_sha256_) == 64
+    joblib.load(tmp_path / "pipe.joblib").predict(structures[30:32])  # same weights: fine
+    shutil.copyfile(weights.resolve("crystalclr") / "model.safetensors", directory / "model.safetensors")
+    with pytest.raises(OSError, match="changed since this featurizer first used them"):
+        joblib.load(tmp_path / "pipe.joblib").predict(structures[30:32])
+
+
+def test_the_thread_count_is_an_option_and_restored_afterwards(structures):
+    import torch
+
+    before = torch.get_num_threads()
+    seen = []
+    featurizer = SSLStructureFeaturizer(n_threads=1)
+    encoder = featurizer._encoder()
+    encoder.register_forward_hook(lambda *_: seen.append(torch.get_num_threads()))
+    featurizer.featurize_many(structures[:3], pbar=False)
+    assert seen == [1] and torch.get_num_threads() == before
+    SSLStructureFeaturizer(n_threads=None).featurize(structures[0])
+    assert torch.get_num_threads() == before
+
+
+@pytest.mark.parametrize("arguments, message", [
+    ({"batch_size": 0}, "batch_size must be an integer >= 1, got 0"),
+    ({"batch_size": -3}, "batch_size must be an integer >= 1"),
+    ({"batch_size": 8.0}, "batch_size must be an integer >= 1, got 8.0"),
+    ({"batch_size": True}, "batch_size must be an integer"),
+    ({"n_workers": -1}, "n_workers must be an integer >= 0"),
+    ({"n_threads": 0}, "n_threads must be an integer >= 1 or None"),
+    ({"n_components": 0}, "n_components must be an integer >= 1 or None"),
+    ({"device": 0}, "device must be a string"),
+])
+def test_bad_constructor_arguments_are_named(arguments, message):
+    with pytest.raises(ValueError, match=message.replace("(", r"\(")):
+        SSLStructureFeaturizer(**arguments)
+
+
+def test_a_device_torch_cannot_use_gets_one_sentence(structures):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    with pytest.raises(ValueError, match="no CUDA support or sees no GPU; use device='cpu'"):
+        SSLStructureFeaturizer(device="cuda").featurize(structures[0])
+    with pytest.raises(ValueError, match="is not a torch device"):
+        SSLStructureFeaturizer(device="gpu0").featurize(structures[0])

@@ -62,14 +62,21 @@ def test_batch_keeps_graphs_apart(structures):
     np.testing.assert_allclose(edge_lengths(batch).numpy(), torch.cat([edge_lengths(g) for g in graphs]).numpy(), atol=1e-5)
 
 
-def test_collating_numpy_arrays_gives_the_tensors_of_a_pyg_batch(structures):
+def test_collation_matches_pytorch_geometric_batching(structures):
+    from torch_geometric.data import Batch, Data
+
     arrays = [neighbor_arrays(s) for s in structures[:30]]
-    expected = collate([structure_to_graph(s) for s in structures[:30]])
     batch = collate_arrays(arrays)
+    expected = Batch.from_data_list([Data(
+        atomic_numbers=torch.from_numpy(a["atomic_numbers"]), frac_coords=torch.from_numpy(a["frac_coords"]).float(),
+        lattice=torch.from_numpy(a["lattice"]).float().reshape(1, 3, 3), edge_index=torch.from_numpy(a["edge_index"]),
+        edge_image=torch.from_numpy(a["edge_image"]), num_nodes=len(a["atomic_numbers"])) for a in arrays])
     assert batch.num_graphs == expected.num_graphs == 30 and batch.num_nodes == expected.num_nodes
     for key in ("atomic_numbers", "frac_coords", "lattice", "edge_index", "edge_image", "batch", "ptr"):
         assert getattr(batch, key).dtype == getattr(expected, key).dtype, key
         assert torch.equal(getattr(batch, key), getattr(expected, key)), key
+    again = collate([structure_to_graph(s) for s in structures[:30]])
+    assert all(torch.equal(getattr(again, key), getattr(batch, key)) for key in vars(batch))
 
 
 def test_gaussians_below_exp_minus_87_are_zero_and_the_rest_exact(structures):

@@ -10,7 +10,7 @@ def _batch(structures):
 
 
 def _snapshot(batch):
-    return {k: v.clone() for k, v in batch.to_dict().items() if torch.is_tensor(v)}
+    return {k: v.clone() for k, v in vars(batch).items() if torch.is_tensor(v)}
 
 
 def test_augmentations_leave_the_input_untouched(structures):

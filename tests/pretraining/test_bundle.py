@@ -19,7 +19,7 @@ def test_bundled_model_loads_by_name_with_its_recorded_sha256(tmp_path, monkeypa
     bundle.main([str(source), "--name", "tiny", "--method", "crystal-twins", "--trained-on", "test fixture"])
     entry = json.loads((root / "index.json").read_text())["tiny"]
     assert entry["sha256"]["model.safetensors"] == weights.sha256(source / "model.safetensors")
-    assert weights.load_encoder("tiny").config == weights.read_config(source)
+    assert weights.load_encoder("tiny").config == weights.encoder_arguments(weights.read_config(source))
     assert weights.list_models().loc["tiny", "n_features"] == 8
 
     (root / "tiny" / "model.safetensors").write_bytes((source / "model.safetensors").read_bytes()[:-4] + b"\0\0\0\0")

@@ -29,8 +29,8 @@ def test_jsonl_directory_and_dataframe_sources_give_the_same_graphs(tmp_path, st
     folder_store = stores[0]
     for k, file_id in enumerate(folder_store.ids):
         i = by_id[file_id.removesuffix(".cif")]
-        assert folder_store.graph(k).num_nodes == len(structures[i])
-        assert stores[3].graph(i).edge_index.shape == folder_store.graph(k).edge_index.shape
+        assert len(folder_store.graph(k)["atomic_numbers"]) == len(structures[i])
+        assert stores[3].graph(i)["edge_index"].shape == folder_store.graph(k)["edge_index"].shape
 
 
 def test_unreadable_rows_are_skipped_and_counted_or_fail_with_strict(tmp_path, rows):

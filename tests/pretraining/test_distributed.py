@@ -44,7 +44,7 @@ def test_torchrun_with_two_gloo_processes_trains_and_rank_zero_exports_a_loadabl
     ddp_weights, single_weights = load_file(out / "model.safetensors"), load_file(single / "model.safetensors")
     assert {k: (v.shape, v.dtype) for k, v in ddp_weights.items()} == {k: (v.shape, v.dtype) for k, v in single_weights.items()}
     features = np.array(SSLStructureFeaturizer(model="ddp-ct", weights=str(out)).featurize_many(structures[:8], pbar=False))
-    assert features.shape == (8, 128) and np.isfinite(features).all()
+    assert features.shape == (8, 809) and np.isfinite(features).all()
     assert len(np.unique(features.round(6), axis=0)) == 8
 
 

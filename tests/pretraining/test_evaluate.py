@@ -1,8 +1,10 @@
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from matssl_featurizers import weights
 from pretraining import evaluate
@@ -14,17 +16,18 @@ def test_pretrained_against_random_weights_on_identical_folds(tmp_path):
     out = tmp_path / "eval"
     evaluate.main(["--data", str(STRUCTURES_FILE), "--target", "formation_energy_per_atom,band_gap",
                    "--featurizers", f"{model},random:{model},ElementProperty,{model}+ElementProperty", "--folds", "2", "--out", str(out),
-                   "--card", str(model), "--cache", str(tmp_path / "cache")])
+                   "--random-seeds", "0,1", "--card", str(model), "--cache", str(tmp_path / "cache")])
     results = json.loads((out / "results.json").read_text())
     assert results["n_structures"] == 100  # the mp_cgcnn rows carry both targets
     rows = results["results"]
-    assert {r["featurizer"] for r in rows} == {str(model), f"random:{model}", "ElementProperty", f"{model}+ElementProperty"}
-    assert len(rows) == 4 * 2 * 2 and all(np.isfinite(r["mae"]) and r["mae"] > 0 for r in rows)
+    randoms = {f"random:{model}@0", f"random:{model}@1"}
+    assert {r["featurizer"] for r in rows} == {str(model), *randoms, "ElementProperty", f"{model}+ElementProperty"}
+    assert len(rows) == 5 * 2 * 2 and all(np.isfinite(r["mae"]) and r["mae"] > 0 for r in rows)
     # identical folds: every featurizer trained on the same number of rows in each fold
     for fold in (0, 1):
         assert len({r["n_train"] for r in rows if r["fold"] == fold}) == 1
     maes = {r["featurizer"]: r["mae"] for r in rows if r["target"] == "band_gap" and r["fold"] == 0}
-    assert maes[str(model)] != maes[f"random:{model}"], "random weights are a different encoder"
+    assert len({maes[str(model)], *(maes[r] for r in randoms)}) == 3, "each seed gives other random weights"
     table = (out / "results.md").read_text()
     assert results["features"][f"{model}+ElementProperty"]["n_features"] == 128 + results["features"]["ElementProperty"]["n_features"]
     assert "| ElementProperty |" in table and "formation_energy_per_atom MAE" in table
@@ -32,12 +35,43 @@ def test_pretrained_against_random_weights_on_identical_folds(tmp_path):
 
 
 def test_random_weights_keep_the_architecture_and_follow_the_seed(tmp_path):
-    a = evaluate.random_weights_dir("crystal-twins", 0, tmp_path / "a")
-    b = evaluate.random_weights_dir("crystal-twins", 0, tmp_path / "b")
-    c = evaluate.random_weights_dir("crystal-twins", 1, tmp_path / "c")
-    assert weights.read_config(a) == weights.read_config("crystal-twins")
+    a, b, c = (Path(evaluate.encoder_weights("crystal-twins", {}, tmp_path / d, seed)) for d, seed in (("a", 0), ("b", 0), ("c", 1)))
+    assert weights.load_encoder(a).config == weights.load_encoder("crystal-twins").config
     assert (a / "model.safetensors").read_bytes() == (b / "model.safetensors").read_bytes()
     assert (a / "model.safetensors").read_bytes() != (c / "model.safetensors").read_bytes()
+
+
+def test_random_names_expand_to_one_per_seed_also_inside_concatenations():
+    assert evaluate.expand_names(["m", "random:m", "random:m+ElementProperty"], [0, 1]) == [
+        "m", "random:m@0", "random:m@1", "random:m@0+ElementProperty", "random:m@1+ElementProperty"]
+    assert evaluate.parse_name("random:dir/with:colon@2") == ("random", "dir/with:colon", 2)
+    assert evaluate.parse_name("inputs:cdssl") == ("inputs", "cdssl", None)
+    assert evaluate.parse_name("crystal-twins") == ("model", "crystal-twins", None)
+
+
+def test_a_readout_variant_keeps_every_trained_tensor_and_drops_the_old_head(tmp_path, structures):
+    variant = Path(evaluate.encoder_weights("crystal-twins", evaluate.readout_overrides("layers", "mean"), tmp_path))
+    config = weights.read_config(variant)
+    assert config["readout"] == "layers" and config["pool"] == ["mean"] and config["out_dim"] == 0
+    original, rebuilt = weights.load_encoder("crystal-twins"), weights.load_encoder(variant)
+    assert not any(k.startswith("head.") for k in rebuilt.state_dict())
+    for key, value in rebuilt.state_dict().items():
+        torch.testing.assert_close(value, original.state_dict()[key], rtol=0, atol=0, equal_nan=True, msg=key)
+    from matssl_featurizers.graphs import structure_to_graph
+
+    graph = structure_to_graph(structures[0])
+    with torch.no_grad():
+        last_layer_mean = original.node_embeddings(graph).mean(0)
+        torch.testing.assert_close(rebuilt(graph)[0, -64 - 41:-41], last_layer_mean)
+
+
+def test_input_statistics_read_the_encoders_own_table(structures, tmp_path):
+    cgcnn = evaluate.make_featurizer("inputs:crystal-twins", tmp_path)
+    assert cgcnn.vectors == "cgcnn92" and len(cgcnn.featurize(structures[0])) == 5 * 92
+    megnet = evaluate.make_featurizer("inputs:cdssl", tmp_path)
+    embedding = weights.load_encoder("cdssl").embedding.weight.detach().double().numpy()
+    table = megnet._table()[0]
+    np.testing.assert_allclose(table.loc["Fe"].to_numpy(), embedding[26], rtol=1e-9)
 
 
 def test_effective_rank_counts_the_directions_used():
@@ -86,6 +120,7 @@ def test_default_set_has_every_bundled_model_its_control_and_the_baselines():
     names = evaluate.default_featurizers()
     assert names[0] == weights.DEFAULT_MODEL
     assert set(weights.bundled_index()) <= set(names)
-    assert {"random:crystal-twins", "random:cdssl", "CrysAtom", "ElementProperty", "SineCoulombMatrix",
-            "SiteStatsFingerprint", "crystal-twins+ElementProperty"} <= set(names)
+    assert {"random:crystal-twins", "random:cdssl", "inputs:crystal-twins", "inputs:cdssl", "CrysAtom", "CGCNN92",
+            "ElementProperty", "SineCoulombMatrix", "crystal-twins+ElementProperty"} <= set(names)
+    assert "SiteStatsFingerprint" not in names  # minutes per thousand structures: only when asked for
     assert "random:crystalclr" not in names  # the same random CGCNN as random:crystal-twins

@@ -45,11 +45,16 @@ def test_cdssl_scores_the_noisy_input_against_the_clean_edges(batch):
     method = CDSSL(noise_std=0.1).eval()
     clean_target = method.encoder.distance(edge_lengths(batch))
     torch.manual_seed(1)
-    loss, _ = method.loss(batch)
+    loss, metrics = method.loss(batch)
     torch.manual_seed(1)
     noisy = aug.displace(batch, 0.1 * torch.randn(batch.frac_coords.shape))
     prediction = method.head(method.encoder.edge_outputs(noisy))
-    torch.testing.assert_close(loss, torch.nn.functional.mse_loss(prediction, clean_target))
+    edges = torch.nn.functional.mse_loss(prediction, clean_target)
+    assert metrics["edges"] == pytest.approx(float(edges), rel=1e-5)
+    per_graph = torch.stack([clean_target[batch.batch[batch.edge_index[1]] == g].mean(0) for g in range(batch.num_graphs)])
+    graph = torch.nn.functional.mse_loss(method.graph_head(method.encoder(noisy)), per_graph)
+    assert metrics["graph"] == pytest.approx(float(graph), rel=1e-5)
+    torch.testing.assert_close(loss, edges + graph)
     noisy_target = method.encoder.distance(edge_lengths(noisy))
     assert not torch.allclose(clean_target, noisy_target, atol=1e-3), "the noise changes the edges"
 
@@ -143,3 +148,33 @@ def test_crysatom_training_lowers_both_reconstruction_losses(batch):
     assert history[-1]["connectivity"] < 0.8 * history[0]["connectivity"]
     chance = connectivity_loss(torch.zeros(1, 13), torch.tensor([0])).item()
     assert history[-1]["connectivity"] < chance
+
+
+@pytest.mark.parametrize("name", sorted(METHODS))
+def test_one_step_trains_every_weight_that_feeds_the_exported_vector(batch, name):
+    """Every parameter of the exported encoder gets a non-zero gradient from the pretext in one step."""
+    torch.manual_seed(0)
+    method = METHODS[name]()
+    loss, _ = method.loss(batch)
+    loss.backward()
+    untrained = [k for k, p in method.encoder.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
+    assert untrained == []
+
+
+@pytest.mark.parametrize("readout", ["head", "layers"])
+def test_every_cgcnn_method_trains_every_weight_with_either_readout(batch, readout):
+    for method_class in (METHODS["crystal-twins"], METHODS["crystalclr"], METHODS["masked-denoising"]):
+        torch.manual_seed(0)
+        method = method_class(readout=readout)
+        method.loss(batch)[0].backward()
+        assert [k for k, p in method.encoder.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0] == []
+
+
+def test_cdssl_paper_loss_alone_leaves_the_readout_untrained(batch):
+    """Why CDSSL has its graph head: with ``graph_weight=0`` (the paper's loss only) the last block's node and
+    state updates and both Set2Set readouts get no gradient."""
+    torch.manual_seed(0)
+    method = CDSSL(graph_weight=0.0)
+    method.loss(batch)[0].backward()
+    untrained = {k.split(".")[0] for k, p in method.encoder.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0}
+    assert untrained == {"blocks", "node_readout", "edge_readout"}

@@ -3,7 +3,7 @@ import json
 import numpy as np
 import pytest
 
-from matssl_featurizers import SSLStructureFeaturizer
+from matssl_featurizers import SSLStructureFeaturizer, weights
 from pretraining import run
 from tests.conftest import STRUCTURES_FILE
 
@@ -28,10 +28,12 @@ def test_one_epoch_exports_weights_the_featurizer_loads(one_epoch, structures):
     card = (one_epoch / "README.md").read_text()
     assert "python -m pretraining.run --method crystal-twins" in card and "142 for training" in card
 
-    featurizer = SSLStructureFeaturizer(model="my-ct", weights=str(one_epoch))
+    featurizer = SSLStructureFeaturizer(weights=str(one_epoch))
     features = np.array(featurizer.featurize_many(structures[:8], pbar=False))
-    assert features.shape == (8, 128) and np.isfinite(features).all()
-    assert featurizer.feature_labels()[0] == "my-ct_0"
+    assert features.shape == (8, 809) and np.isfinite(features).all()  # 4 layers x mean/max/std x 64 + 41
+    assert featurizer.feature_labels()[0] == f"crystal-twins-{weights.fingerprint(one_epoch)[:8]}_0"
+    assert SSLStructureFeaturizer(weights=str(one_epoch), label_prefix="my-ct").feature_labels()[0] == "my-ct_0"
+    assert any("Crystal twins" in c for c in featurizer.citations())
 
 
 def test_existing_run_needs_resume(one_epoch):
@@ -56,7 +58,8 @@ def test_resume_ends_with_the_same_export_as_an_uninterrupted_run(tmp_path, one_
     straight = tmp_path / "straight"
     _train(straight, one_epoch.parent / "cache", "--epochs", "2")
     resumed = tmp_path / "resumed"
-    _train(resumed, one_epoch.parent / "cache", "--epochs", "1")
+    _train(resumed, one_epoch.parent / "cache", "--epochs", "2", "--time-limit", "1e-9")  # stops after epoch 1
+    assert len((resumed / "training" / "metrics.jsonl").read_text().splitlines()) == 1
     _train(resumed, one_epoch.parent / "cache", "--epochs", "2", "--resume")
     a, b = load_file(straight / "model.safetensors"), load_file(resumed / "model.safetensors")
     assert a.keys() == b.keys()
@@ -64,7 +67,7 @@ def test_resume_ends_with_the_same_export_as_an_uninterrupted_run(tmp_path, one_
         assert np.array_equal(a[key].numpy(), b[key].numpy(), equal_nan=True), key
     assert len((resumed / "training" / "metrics.jsonl").read_text().splitlines()) == 2
     card = (resumed / "README.md").read_text()
-    assert "--epochs 1`; then `" in card and "--epochs 2 --resume`" in card
+    assert "--time-limit 1e-9`; then `" in card and "--epochs 2 --resume`" in card
     # resuming a finished run exports the same weights again
     _train(resumed, one_epoch.parent / "cache", "--epochs", "2", "--resume")
     assert load_file(resumed / "model.safetensors").keys() == a.keys()
@@ -91,9 +94,11 @@ def test_push_to_hub_uploads_the_exported_files(one_epoch, monkeypatch):
 
 
 @pytest.mark.parametrize("method, options, n_features, extra_metric", [
-    ("crystalclr", ["--temperature", "0.2"], 128, "train_cs"),
-    ("cdssl", ["--noise-std", "0.1"], 160, None),
+    ("crystalclr", ["--temperature", "0.2"], 809, "train_cs"),
+    ("cdssl", ["--noise-std", "0.1"], 160, "train_graph"),
     ("crysatom", ["--atom-dim", "24"], 24, "train_connectivity"),
+    ("masked-denoising", ["--mask-ratio", "0.2"], 809, "train_element_accuracy"),
+    ("crystal-twins", ["--readout", "head"], 128, None),
 ])
 def test_other_methods_train_one_epoch_and_export_loadable_weights(tmp_path, structures, method, options, n_features,
                                                                    extra_metric):
@@ -131,7 +136,7 @@ def test_a_run_killed_mid_epoch_resumes_to_the_export_of_an_uninterrupted_run(tm
     killed = tmp_path / "killed"
     args = [sys.executable, "-m", "pretraining.run", "--method", "crystal-twins", "--data", str(STRUCTURES_FILE),
             "--batch-size", "32", "--lr", "1e-3", "--out", str(killed), "--cache-dir", str(cache), "--no-progress",
-            "--epochs", "3"]
+            "--epochs", "2"]
     process = subprocess.Popen(args, env={**os.environ, "OMP_NUM_THREADS": "1"}, stderr=subprocess.DEVNULL)
     metrics = killed / "training" / "metrics.jsonl"
     deadline = time.time() + 120
@@ -177,8 +182,8 @@ def test_crysatom_vectors_as_fixed_inputs_of_a_pretraining_run(tmp_path, structu
     assert _train(out, tmp_path / "cache", "--epochs", "1", "--atom-input", "crysatom") == 0
     assert read_config(out)["atom_input"] == "crysatom" and "atom_input" in (out / "README.md").read_text()
     torch.testing.assert_close(load_encoder(out).element_table, element_table("crysatom"), equal_nan=True)
-    features = np.array(SSLStructureFeaturizer(model="ct-crysatom", weights=str(out)).featurize_many(structures[:6], pbar=False))
-    assert features.shape == (6, 128) and np.isfinite(features).all()
+    features = np.array(SSLStructureFeaturizer(weights=str(out)).featurize_many(structures[:6], pbar=False))
+    assert features.shape == (6, 809) and np.isfinite(features).all()
     with pytest.raises(SystemExit, match="--atom-input: not an option of --method cdssl"):
         run.main(["--method", "cdssl", "--data", str(STRUCTURES_FILE), "--out", str(tmp_path / "x"), "--atom-input", "crysatom"])
 
@@ -189,3 +194,43 @@ def test_a_run_on_a_handful_of_structures_still_validates_and_exports(tmp_path):
     metrics = json.loads((out / "training" / "metrics.jsonl").read_text())
     assert np.isfinite(metrics["val_loss"]) and (out / "model.safetensors").is_file()
     assert run.split_indices(12, 0)[1].size == 2 and run.split_indices(3, 0)[1].size == 0
+
+
+def test_learning_rate_warms_up_then_decays_to_zero_and_resumes_on_the_same_curve(tmp_path, one_epoch):
+    rates = [run.learning_rate(step, 100, 10, 1e-3) for step in range(100)]
+    assert rates[0] == pytest.approx(1e-4) and rates[9] == pytest.approx(1e-3)
+    assert all(a >= b for a, b in zip(rates[9:], rates[10:])) and rates[-1] < 1e-6
+    metrics = [json.loads(line) for line in (one_epoch / "training" / "metrics.jsonl").read_text().splitlines()]
+    assert metrics[0]["lr"] == pytest.approx(run.learning_rate(3, 4, 2, 1e-3)), "the rate of the epoch's last step"
+    state = __import__("torch").load(one_epoch / "training" / "checkpoint.pt", weights_only=True)
+    assert state["step"] == 4  # 142 training structures in batches of 32, the last partial batch dropped
+
+
+def test_excluded_and_repeated_ids_are_left_out_and_validation_batches_are_shuffled(tmp_path, rows):
+    from pretraining.data import build_graphs
+
+    store = build_graphs([STRUCTURES_FILE, STRUCTURES_FILE], cache_dir=tmp_path / "cache", progress=False)
+    exclude = tmp_path / "exclude.txt"
+    exclude.write_text("\n".join(r["id"] for r in rows[:10]) + "\n")
+    positions, counts = run.corpus_rows(store, [exclude])
+    assert counts == {"n_duplicate_ids": len(rows), "n_excluded": 10}
+    assert [store.ids[i] for i in positions] == [r["id"] for r in rows[10:]]
+    train, val = run.split_indices(1000, 0)
+    assert not np.all(np.diff(val) > 0), "validation order is shuffled, not sorted by file"
+    assert sorted(set(train) | set(val)) == list(range(1000))
+
+
+def test_limit_reads_only_the_first_entries(tmp_path, monkeypatch):
+    from pretraining import data
+
+    parsed = []
+    original = data._payload_to_arrays
+    monkeypatch.setattr(data, "_payload_to_arrays", lambda payload: parsed.append(1) or original(payload))
+    store = data.build_graphs([STRUCTURES_FILE], cache_dir=tmp_path / "cache", progress=False, limit=7)
+    assert len(store) == 7 and len(parsed) == 7
+
+
+def test_defaults_are_the_settings_of_the_bundled_weights():
+    args = run.training_settings(run.parse_args(["--method", "crystalclr", "--data", "x", "--out", "y"]))
+    assert (args.epochs, args.batch_size, args.lr) == tuple(run.TRAINING_DEFAULTS["crystalclr"].values())
+    assert run.training_settings(run.parse_args(["--method", "cdssl", "--data", "x", "--out", "y", "--lr", "0.1"])).lr == 0.1

@@ -1,0 +1,99 @@
+"""A composition block and a small structure block in one featurizer."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import weights as weights_io
+from .atom_vectors import CGCNN92
+from .composition import AtomVectorFeaturizer
+from .featurizers import InProcessFeaturizer, SSLStructureFeaturizer
+
+PRESETS = {
+    # name: (model, composition table, principal components of the structure vector)
+    "hybrid": (weights_io.DEFAULT_MODEL, CGCNN92, 32),
+}
+
+
+class HybridStructureFeaturizer(InProcessFeaturizer):
+    """Composition statistics of a per-element table next to the first principal components of a pretrained
+    structure vector.
+
+    The composition block is :class:`~matssl_featurizers.composition.AtomVectorFeaturizer` of ``composition``
+    (CGCNN's 92 input features by default: what the CGCNN encoders read); the structure block is
+    :class:`~matssl_featurizers.featurizers.SSLStructureFeaturizer` with ``n_components`` principal
+    components (fitted on the pretraining corpus and stored with the weights). Few structure columns keep a
+    random forest from spending most of its splits on them.
+
+    Args:
+        model, weights, batch_size, device, n_workers, n_threads, label_prefix: as ``SSLStructureFeaturizer``.
+        composition: the element table of the composition block: ``"cgcnn92"``, ``"crysatom"`` or a CSV file.
+        n_components: principal components in the structure block.
+
+    ``from_preset`` names the combinations measured in the README. A structure that cannot be featurized
+    raises naming its row, or gives a row of NaN with ``ignore_errors=True``.
+    """
+
+    def __init__(self, model: str = weights_io.DEFAULT_MODEL, weights: str | None = None, composition: str = CGCNN92,
+                 n_components: int = 32, batch_size: int = 64, device: str = "cpu", n_workers: int = 0,
+                 n_threads: int | None = 1, label_prefix: str | None = None):
+        self.model = model
+        self.weights = weights
+        self.composition = composition
+        self.n_components = n_components
+        self.batch_size = batch_size
+        self.device = device
+        self.n_workers = n_workers
+        self.n_threads = n_threads
+        self.label_prefix = label_prefix
+        self._parts()  # validates the arguments (nothing is loaded)
+
+    @classmethod
+    def from_preset(cls, preset: str = "hybrid", **kwargs):
+        """A named combination of model, composition table and structure components (see :data:`PRESETS`)."""
+        if preset not in PRESETS:
+            raise ValueError(f"unknown preset {preset!r}; known: {', '.join(sorted(PRESETS))}")
+        model, composition, n_components = PRESETS[preset]
+        return cls(model=model, composition=composition, n_components=n_components, **kwargs)
+
+    def _parts(self) -> tuple[AtomVectorFeaturizer, SSLStructureFeaturizer]:
+        """The two blocks, rebuilt when a parameter changed; pickled with this featurizer (each without
+        its loaded table or model, the structure block with the sha256 of the weights it used)."""
+        key = tuple(sorted(self.get_params().items()))
+        if self.__dict__.get("_parts_key") != key:
+            structure = SSLStructureFeaturizer(model=self.model, weights=self.weights, batch_size=self.batch_size,
+                                               device=self.device, n_workers=self.n_workers, n_threads=self.n_threads,
+                                               n_components=self.n_components, label_prefix=self.label_prefix)
+            self._parts_key, self._parts_value = key, (AtomVectorFeaturizer(vectors=self.composition), structure)
+        return self._parts_value
+
+    def featurize(self, structure):
+        """Feature vector (list of floats) of one pymatgen ``Structure``."""
+        composition, structure_block = self._parts()
+        return composition.featurize(structure) + structure_block.featurize(structure)
+
+    def featurize_many(self, entries, ignore_errors=False, return_errors=False, pbar=True):
+        """As ``BaseFeaturizer.featurize_many``: the structure block in batches, then the composition block;
+        with ``return_errors`` the last column holds the first error of either block."""
+        composition, structure_block = self._parts()
+        structures = structure_block.featurize_many(entries, ignore_errors, return_errors, pbar)
+        compositions = composition.featurize_many(entries, ignore_errors, return_errors, pbar=False)
+        if not return_errors:
+            return [c + s for c, s in zip(compositions, structures)]
+        rows = []
+        for c, s in zip(compositions, structures):
+            error = next((e for e in (c[-1], s[-1]) if isinstance(e, str)), float("nan"))
+            rows.append(c[:-1] + s[:-1] + [error])
+        return rows
+
+    def feature_labels(self):
+        composition, structure_block = self._parts()
+        return composition.feature_labels() + structure_block.feature_labels()
+
+    def citations(self):
+        composition, structure_block = self._parts()
+        return list(dict.fromkeys(composition.citations() + structure_block.citations()))
+
+    @property
+    def n_features(self) -> int:
+        return int(np.sum([len(part.feature_labels()) for part in self._parts()]))

@@ -1,0 +1,70 @@
+import json
+import shutil
+
+import joblib
+import numpy as np
+import pytest
+
+from matssl_featurizers import AtomVectorFeaturizer, HybridStructureFeaturizer, SSLStructureFeaturizer, weights
+from matssl_featurizers.hybrid import PRESETS
+from pretraining import readout_pca
+from tests.conftest import STRUCTURES_FILE
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    directory = shutil.copytree(weights.resolve("crystal-twins"), tmp_path_factory.mktemp("hybrid") / "ct")
+    readout_pca.main([str(directory), "--data", str(STRUCTURES_FILE), "--sample", "120", "--components", "8",
+                      "--cache-dir", str(directory.parent / "cache"), "--no-progress"])
+    return str(directory)
+
+
+def test_features_are_the_composition_block_then_the_structure_components(model, structures):
+    hybrid = HybridStructureFeaturizer(weights=model, n_components=6)
+    rows = np.array(hybrid.featurize_many(structures[:5], pbar=False))
+    composition = np.array(AtomVectorFeaturizer("cgcnn92").featurize_many(structures[:5], pbar=False))
+    structure = np.array(SSLStructureFeaturizer(weights=model, n_components=6).featurize_many(structures[:5], pbar=False))
+    np.testing.assert_allclose(rows, np.hstack([composition, structure]))
+    labels = hybrid.feature_labels()
+    assert len(labels) == rows.shape[1] == 5 * 92 + 6 and labels[0] == "CGCNN92 mean dim 0" and labels[-1].endswith("_pc5")
+    np.testing.assert_allclose(hybrid.featurize(structures[0]), rows[0], rtol=1e-4, atol=1e-4)  # batch of 1 vs 5
+    assert any("Crystal Graph Convolutional" in c for c in hybrid.citations())
+
+
+def test_a_bad_row_is_named_or_becomes_nan(model, structures_df):
+    import pandas as pd
+    from pymatgen.core import Lattice, Structure
+
+    df = structures_df.iloc[:4].copy()
+    df.loc["broken", "structure"] = Structure(Lattice.cubic(4.0), ["Og"], [[0, 0, 0]])  # no CGCNN input vector
+    hybrid = HybridStructureFeaturizer(weights=model, n_components=4)
+    with pytest.raises(ValueError, match="row 'broken'"):
+        hybrid.featurize_dataframe(df, "structure", pbar=False)
+    out = hybrid.featurize_dataframe(df, "structure", ignore_errors=True, return_errors=True, pbar=False)
+    labels = hybrid.feature_labels()
+    assert out.loc["broken", labels].isna().all() and out.drop(index="broken")[labels].notna().all().all()
+    assert "Og" in out.loc["broken"].iloc[-1]
+    assert isinstance(out, pd.DataFrame) and list(out.index) == list(df.index)
+
+
+def test_joblib_round_trip_keeps_the_features_and_pins_the_weights(model, structures, tmp_path):
+    hybrid = HybridStructureFeaturizer(weights=model, n_components=4)
+    before = hybrid.featurize_many(structures[:3], pbar=False)
+    joblib.dump(hybrid, tmp_path / "h.joblib")
+    assert joblib.load(tmp_path / "h.joblib").featurize_many(structures[:3], pbar=False) == before
+    copy = shutil.copytree(model, tmp_path / "moved")
+    (copy / "checksums.json").unlink()
+    moved = HybridStructureFeaturizer(weights=str(copy), n_components=4)
+    moved.featurize(structures[0])
+    joblib.dump(moved, tmp_path / "m.joblib")
+    shutil.copyfile(weights.resolve("crystalclr") / "model.safetensors", copy / "model.safetensors")
+    with pytest.raises(OSError, match="changed since this featurizer first used them"):
+        joblib.load(tmp_path / "m.joblib").featurize(structures[0])
+
+
+def test_presets_name_bundled_models_that_keep_enough_components():
+    for name, (model_name, composition, n_components) in PRESETS.items():
+        assert weights.read_config(model_name).get("readout_components", 0) >= n_components, name
+        assert HybridStructureFeaturizer.from_preset(name).n_components == n_components
+    with pytest.raises(ValueError, match="unknown preset 'nope'"):
+        HybridStructureFeaturizer.from_preset("nope")
