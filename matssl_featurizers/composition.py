@@ -8,7 +8,8 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from .atom_vectors import CGCNN92, DEFAULT_ATOM_VECTORS, load_atom_vectors
-from .featurizers import CGCNN_CITATION, InProcessFeaturizer, _entries_as_list, entry_error
+from .citations import CGCNN_CITATION
+from .featurizers import InProcessFeaturizer, _entries_as_list, entry_error
 
 CRYSATOM_CITATION = (
     "@inproceedings{mukherjee2024crysatom, title={CrysAtom: Distributed Representation of Atoms for Crystal "

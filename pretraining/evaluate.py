@@ -49,7 +49,6 @@ from tqdm.auto import tqdm
 
 from matssl_featurizers import weights as weights_io
 from matssl_featurizers.encoders import build_encoder
-from matssl_featurizers.featurizers import SSLStructureFeaturizer
 from matssl_featurizers.weights import load_encoder, read_config, save_encoder
 
 from . import card
@@ -205,6 +204,8 @@ def make_featurizer(name: str, scratch: Path, overrides: dict | None = None):
         from matssl_featurizers.featurizers import HybridStructureFeaturizer
 
         return HybridStructureFeaturizer.from_preset(argument)
+    from matssl_featurizers.featurizers import SSLStructureFeaturizer
+
     source = argument if kind == "random" else name
     label = f"random-{Path(source).name}" if kind == "random" else Path(source).name
     return SSLStructureFeaturizer(model=label, weights=encoder_weights(source, overrides, scratch, seed))

@@ -36,7 +36,7 @@ from torch.utils.data import DistributedSampler
 from tqdm.auto import tqdm
 
 from matssl_featurizers.encoders import build_encoder
-from matssl_featurizers.featurizers import METHOD_CITATIONS
+from matssl_featurizers.citations import METHOD_CITATIONS
 from matssl_featurizers.weights import CARD_NAME, CHECKSUMS_NAME, CONFIG_NAME, WEIGHTS_NAME, save_encoder
 
 from . import card, distributed
@@ -59,7 +59,7 @@ class NonFiniteLoss(RuntimeError):
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m pretraining.run", description=__doc__.split("\n")[0])
-    p.add_argument("--method", required=True, choices=sorted(METHODS))
+    p.add_argument("--method", required=True, choices=sorted(TRAINING_DEFAULTS))
     p.add_argument("--data", required=True, nargs="+", help="JSON Lines, a folder of CIF/POSCAR files, or a DataFrame file")
     p.add_argument("--structure-column", default=None, help="structure column of a DataFrame file (default: found)")
     p.add_argument("--exclude", type=Path, nargs="*", default=[],
@@ -258,7 +258,7 @@ def export(args, method, best, history, data_info, options, commands) -> None:
     exported.load_state_dict(best["encoder"])
     card_path = args.out / CARD_NAME
     evaluation = card.evaluation_of(card_path) if card_path.exists() else card.EVALUATION_PLACEHOLDER
-    text = card.render(name=args.name or args.method, method=args.method, citation=METHOD_CITATIONS.get(args.method, ""),
+    text = card.render(name=args.name or args.method, method=args.method, citation="; ".join(METHOD_CITATIONS.get(args.method, [])),
                        commands=commands, data=data_info, options=options, history=history, best_epoch=best["epoch"],
                        config=exported.config, evaluation=evaluation)
     save_encoder(exported, args.out, card=text, method=args.method)

@@ -21,3 +21,6 @@ def test_the_benchmark_reports_every_featurizer_the_ratios_the_targets_and_memor
     assert re.search(r"^speed-up of n_workers=1 over in-process: .*crystal-twins [\d.]+x", out, re.M)
     assert re.search(r"ms per structure: neighbours [\d.]+, collation [\d.]+, forward [\d.]+", out)
     assert re.search(r"^stream of 200 structures .* peak RSS \d+ MB$", out, re.M), "the 150 fixtures, cycled"
+    assert re.search(r"^seconds from import to the first vector .*SSLStructureFeaturizer [\d.]+, SineCoulombMatrix [\d.]+, "
+                     r"ElementProperty [\d.]+$", out, re.M)
+    assert re.search(r"^target: first vector of the default model < 3 s: [\d.]+ s, (met|MISSED) \([\d.]+x SineCoulombMatrix", out, re.M)

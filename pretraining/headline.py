@@ -1,0 +1,170 @@
+"""The README's headline results: every bundled structure model against its controls on the published tasks.
+
+    python -m pretraining.headline --split test --out eval/headline --readme README.md
+
+For each task of :data:`pretraining.tasks.TASKS` it runs ``pretraining.evaluate`` on the rows of ``--split``
+with ``--folds`` folds: every bundled structure model, random weights of each architecture (``--random-seeds``),
+the statistics of each model's input table (``inputs:``), ElementProperty, every hybrid preset, and the presets
+and ElementProperty together. Then it writes ``OUT/results.md``: the table of MAE mean ± std over folds, and
+two verdicts:
+
+* per model, on the seven targets of the shared tasks: on how many it beats every random-weights seed of its
+  architecture and its input statistics, and on how many by more than one fold standard deviation (the margin
+  over each control exceeds the larger of the two fold standard deviations);
+* per preset + ElementProperty against ElementProperty alone on the structure-sensitive targets.
+
+``--readme`` replaces the text between ``<!-- headline:start -->`` and ``<!-- headline:end -->`` with it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from matssl_featurizers import weights as weights_io
+
+from . import evaluate
+from .report import combined_table, load_results
+from .tasks import SPLITS, TASKS
+
+SHARED_TARGETS = {(TASKS[name][0].split(".")[0], target) for name in ("mp_cgcnn", "castelli_perovskites", "carbon24", "jarvis_dft3d")
+                  for target in TASKS[name][1]}  # the seven targets of the shared tasks
+STRUCTURE_SENSITIVE = {("castelli_perovskites", "e_form"), ("carbon24", "energy_per_atom"), ("jarvis_dft3d", "epsx"),
+                       ("jarvis_dft3d", "exfoliation_energy")}
+START, END = "<!-- headline:start -->", "<!-- headline:end -->"
+
+
+def structure_models() -> list[str]:
+    """The bundled structure models, the default first."""
+    return sorted(weights_io.bundled_index(), key=lambda m: (m != weights_io.DEFAULT_MODEL, m))
+
+
+def controls_of(models: list[str]) -> dict[str, tuple[str, str]]:
+    """model -> (``random:`` name, ``inputs:`` name) of the first model sharing its architecture / input table."""
+    architectures = evaluate.distinct_architectures(models)
+    out = {}
+    for model in models:
+        config = weights_io.encoder_arguments(weights_io.read_config(model))
+        twin = next(m for m in architectures if weights_io.encoder_arguments(weights_io.read_config(m)) == config)
+        table = config.get("atom_input", "embedding")
+        same_table = next((m for m in models if table != "embedding"
+                           and weights_io.read_config(m).get("atom_input", "embedding") == table), model)
+        out[model] = (f"random:{twin}", f"inputs:{same_table}")
+    return out
+
+
+def featurizer_names(models: list[str]) -> list[str]:
+    controls = controls_of(models)
+    randoms = list(dict.fromkeys(c[0] for c in controls.values()))
+    inputs = list(dict.fromkeys(c[1] for c in controls.values()))
+    from matssl_featurizers.hybrid import PRESETS
+
+    presets = [f"preset:{p}" for p in sorted(PRESETS)]
+    return [*models, *randoms, *inputs, "ElementProperty", *presets, *(f"{p}+ElementProperty" for p in presets)]
+
+
+def summary(records: pd.DataFrame) -> pd.DataFrame:
+    """Mean and std over folds per (task, target, featurizer)."""
+    return records.groupby(["task", "target", "row"])["mae"].agg(["mean", "std"])
+
+
+def beats(stats: pd.DataFrame, key: tuple, row: str, controls: list[str]) -> tuple[bool, bool]:
+    """Whether ``row`` has a lower mean MAE than every control, and whether by more than one fold std each."""
+    mine = stats.loc[(*key, row)]
+    lower = all(mine["mean"] < stats.loc[(*key, c)]["mean"] for c in controls)
+    clear = all(stats.loc[(*key, c)]["mean"] - mine["mean"] > max(mine["std"], stats.loc[(*key, c)]["std"]) for c in controls)
+    return lower, clear
+
+
+def model_verdicts(records: pd.DataFrame, models: list[str], seeds: list[int]) -> str:
+    stats = summary(records)
+    keys = [k for k in dict.fromkeys((t, g) for t, g, _ in stats.index) if k in SHARED_TARGETS]
+    lines = ["| model | controls | targets with a lower MAE than every control | by more than one fold std |",
+             "|---|---|---|---|"]
+    for model, (random, inputs) in controls_of(models).items():
+        controls = [f"{random}@{s}" for s in seeds] + [inputs]
+        results = [beats(stats, key, model, controls) for key in keys]
+        wins = [f"{t} {g}" for (t, g), (lower, _) in zip(keys, results) if lower]
+        clear = [f"{t} {g}" for (t, g), (_, c) in zip(keys, results) if c]
+        lines.append(f"| {model} | {random} (seeds {', '.join(map(str, seeds))}), {inputs} | {len(wins)} of {len(keys)}"
+                     f"{': ' + ', '.join(wins) if wins else ''} | {len(clear)} of {len(keys)}"
+                     f"{': ' + ', '.join(clear) if clear else ''} |")
+    return "\n".join(lines)
+
+
+def preset_verdicts(records: pd.DataFrame) -> str:
+    from matssl_featurizers.hybrid import PRESETS
+
+    stats = summary(records)
+    keys = [k for k in dict.fromkeys((t, g) for t, g, _ in stats.index) if k in STRUCTURE_SENSITIVE]
+    lines = ["| featurizer | structure-sensitive target | MAE | ElementProperty alone | lower | by more than one fold std |",
+             "|---|---|---|---|---|---|"]
+    for preset in sorted(PRESETS):
+        row = f"preset:{preset}+ElementProperty"
+        for key in keys:
+            lower, clear = beats(stats, key, row, ["ElementProperty"])
+            mine, alone = stats.loc[(*key, row)], stats.loc[(*key, "ElementProperty")]
+            lines.append(f"| {row} | {key[0]} {key[1]} | {mine['mean']:.4g} ± {mine['std']:.2g} | "
+                         f"{alone['mean']:.4g} ± {alone['std']:.2g} | {'yes' if lower else 'no'} | {'yes' if clear else 'no'} |")
+    return "\n".join(lines)
+
+
+def render(directories: list[Path], models: list[str], seeds: list[int], command: str, folds: int, split: str,
+           max_features: float) -> str:
+    records = pd.concat([load_results(d) for d in directories], ignore_index=True)
+    forest = "scikit-learn defaults" + (f" but max_features={max_features:g}" if max_features != 1.0 else "")
+    return (f"Random forest ({forest}) on frozen features, {folds}-fold cross-validation of the {split} split "
+            f"(up to 2,000 rows per task, never used for pretraining or model choice), MAE mean ± std over folds; "
+            f"the lowest mean per column in bold. Regenerate with `{command}`.\n\n"
+            f"{combined_table(directories, transpose=True)}\n\n"
+            f"**Each model against its controls** (random weights of its architecture, every seed; the statistics of its "
+            f"own input table) on the seven targets of the shared tasks:\n\n{model_verdicts(records, models, seeds)}\n\n"
+            f"**Hybrid presets + ElementProperty against ElementProperty alone:**\n\n{preset_verdicts(records)}\n")
+
+
+def replace_block(text: str, block: str) -> str:
+    """``text`` with the part between :data:`START` and :data:`END` replaced by ``block``."""
+    if START not in text or END not in text:
+        raise SystemExit(f"the README has no {START} ... {END} block to replace")
+    head, rest = text.split(START, 1)
+    _, tail = rest.split(END, 1)
+    return f"{head}{START}\n{block.strip()}\n{END}{tail}"
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m pretraining.headline", description=__doc__.split("\n")[0])
+    p.add_argument("--split", choices=SPLITS, default="test", help="default: %(default)s")
+    p.add_argument("--data-dir", type=Path, default=Path("..") / "shared" / "data", help="default: %(default)s")
+    p.add_argument("--folds", type=int, default=5, help="default: %(default)s")
+    p.add_argument("--random-seeds", default="0,1,2", help="default: %(default)s")
+    p.add_argument("--max-features", type=float, default=1.0, help="the forests' (default: %(default)s)")
+    p.add_argument("--tasks", default=",".join(TASKS), help="default: all of pretraining.tasks.TASKS")
+    p.add_argument("--out", type=Path, default=Path("eval") / "headline", help="default: %(default)s")
+    p.add_argument("--readme", type=Path, default=None, help="put the result between the headline markers of this file")
+    args = p.parse_args(argv)
+    command = "python -m pretraining.headline " + " ".join(shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
+    models = structure_models()
+    names = ",".join(featurizer_names(models))
+    directories = []
+    for task in args.tasks.split(","):
+        file, targets = TASKS[task]
+        out = args.out / args.split / task
+        evaluate.main(["--data", str(args.data_dir / file), "--target", ",".join(targets), "--split", args.split,
+                       "--folds", str(args.folds), "--random-seeds", args.random_seeds, "--max-features", str(args.max_features),
+                       "--featurizers", names, "--out", str(out)])
+        directories.append(out)
+    seeds = [int(s) for s in args.random_seeds.split(",")]
+    text = render(directories, models, seeds, command, args.folds, args.split, args.max_features)
+    (args.out / "results.md").write_text(text)
+    print(text)
+    if args.readme is not None:
+        args.readme.write_text(replace_block(args.readme.read_text(), text))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,57 @@
+import pandas as pd
+import pytest
+
+from pretraining import headline
+
+
+def _records(rows):
+    """Per-fold records as ``pretraining.report.load_results`` gives them: (task, target, featurizer, [MAE per fold])."""
+    return pd.DataFrame([{"task": t, "target": g, "row": r, "fold": i, "mae": m}
+                         for t, g, r, maes in rows for i, m in enumerate(maes)])
+
+
+def test_a_model_must_beat_every_seed_and_its_input_statistics(monkeypatch):
+    monkeypatch.setattr(headline, "controls_of", lambda models: {"m": ("random:m", "inputs:m")})
+    records = _records([
+        # clear win over all controls
+        ("mp_cgcnn", "band_gap", "m", [1.0, 1.0, 1.0]), ("mp_cgcnn", "band_gap", "random:m@0", [2.0, 2.1, 1.9]),
+        ("mp_cgcnn", "band_gap", "random:m@1", [2.0, 2.0, 2.0]), ("mp_cgcnn", "band_gap", "inputs:m", [1.5, 1.5, 1.5]),
+        # lower than all, but one seed is within a fold std
+        ("carbon24", "energy_per_atom", "m", [1.0, 1.2, 0.8]), ("carbon24", "energy_per_atom", "random:m@0", [1.1, 1.1, 1.1]),
+        ("carbon24", "energy_per_atom", "random:m@1", [3.0, 3.0, 3.0]), ("carbon24", "energy_per_atom", "inputs:m", [3.0, 3.0, 3.0]),
+        # one seed is better: no win
+        ("jarvis_dft3d", "optb88vdw_bandgap", "m", [1.0, 1.0, 1.0]), ("jarvis_dft3d", "optb88vdw_bandgap", "random:m@0", [0.9, 0.9, 0.9]),
+        ("jarvis_dft3d", "optb88vdw_bandgap", "random:m@1", [2.0, 2.0, 2.0]), ("jarvis_dft3d", "optb88vdw_bandgap", "inputs:m", [2.0, 2.0, 2.0]),
+        # not one of the seven shared targets: not counted
+        ("jarvis_dft3d", "epsx", "m", [1.0, 1.0]), ("jarvis_dft3d", "epsx", "random:m@0", [9.0, 9.0]),
+        ("jarvis_dft3d", "epsx", "random:m@1", [9.0, 9.0]), ("jarvis_dft3d", "epsx", "inputs:m", [9.0, 9.0]),
+    ])
+    line = headline.model_verdicts(records, ["m"], [0, 1]).splitlines()[-1]
+    assert "| 2 of 3: carbon24 energy_per_atom, mp_cgcnn band_gap | 1 of 3: mp_cgcnn band_gap |" in line
+
+
+def test_preset_verdicts_compare_against_element_property_on_structure_sensitive_targets(monkeypatch):
+    from matssl_featurizers import hybrid
+
+    monkeypatch.setattr(hybrid, "PRESETS", {"p": ("m", "cgcnn92", 8)})
+    records = _records([
+        ("carbon24", "energy_per_atom", "preset:p+ElementProperty", [0.1, 0.1]),
+        ("carbon24", "energy_per_atom", "ElementProperty", [0.5, 0.6]),
+        ("mp_cgcnn", "band_gap", "preset:p+ElementProperty", [0.1, 0.1]),
+        ("mp_cgcnn", "band_gap", "ElementProperty", [0.5, 0.6]),
+    ])
+    lines = headline.preset_verdicts(records).splitlines()
+    assert len(lines) == 3 and "carbon24 energy_per_atom" in lines[2] and lines[2].endswith("| yes | yes |")
+
+
+def test_the_readme_block_is_replaced_between_its_markers():
+    text = f"intro\n{headline.START}\nold table\n{headline.END}\nrest\n"
+    assert headline.replace_block(text, "new") == f"intro\n{headline.START}\nnew\n{headline.END}\nrest\n"
+    with pytest.raises(SystemExit, match="no <!-- headline:start -->"):
+        headline.replace_block("no markers", "new")
+
+
+def test_featurizers_cover_models_controls_and_presets():
+    names = headline.featurizer_names(headline.structure_models())
+    assert "ElementProperty" in names and any(n.startswith("random:") for n in names)
+    assert any(n.startswith("inputs:") for n in names) and any(n.endswith("+ElementProperty") for n in names)
