@@ -85,12 +85,16 @@ def coverage(table: pd.DataFrame, up_to: int = 100) -> str:
 
 def render_card(table: pd.DataFrame, command: str, weights: Path) -> str:
     """The card of an atom-vector table: training of its encoder (from that encoder's card), extraction, coverage."""
+    from .periodic_groups import same_group_share
+
     encoder_card = (Path(weights) / CARD_NAME).read_text() if (Path(weights) / CARD_NAME).is_file() else ""
-    _, _, training = encoder_card.partition("## Data")
-    training, _, _ = training.partition("## Architecture")
+    _, _, training = encoder_card.partition("## Training data")
+    training, _, _ = training.partition(card.EVALUATION_HEADING)
+    share, count = same_group_share(table)
     return f"""---
+license: {card.WEIGHTS_LICENSE}
 library_name: matssl-featurizers
-tags: [materials, atom-vectors, self-supervised, crysatom]
+tags: [materials-science, atom-vectors, self-supervised, matminer, crysatom]
 ---
 # CrysAtom atom vectors
 
@@ -103,10 +107,10 @@ Use them with `CrysAtomFeaturizer` (composition statistics) or as fixed encoder 
 Method: {CRYSATOM_CITATION}
 
 ## Encoder data and training (from the encoder's card)
-{("## Data" + training).replace("## ", "### ").strip() if training else "(the encoder directory has no card)"}
+{("## Training data" + training).replace("## ", "### ").strip() if training else "(the encoder directory has no card)"}
 
 ## Extraction
-- command: `{command}`
+- command: `{card.portable(command)}`
 - the encoder runs in eval mode on the unmasked structures; each element's vector is the mean of its
   node embeddings over every site of the corpus (the paper's released vectors were overwritten by the
   last batch holding each element).
@@ -121,6 +125,8 @@ Method: {CRYSATOM_CITATION}
 
 ## Coverage
 {coverage(table)}
+- periodic table: for {share:.0%} of the {count} main-group elements the nearest vector (raw cosine) belongs to an
+  element of the same group (`python -m pretraining.periodic_groups`).
 
 {card.EVALUATION_HEADING}
 Not evaluated yet. Run `python -m pretraining.evaluate_composition ... --card DIR` to put a random-forest

@@ -1,8 +1,16 @@
-"""Model cards (the ``README.md`` of an exported model directory)."""
+"""Model cards (the ``README.md`` of an exported model directory), in the usual Hugging Face form.
+
+A card is YAML front matter and ``## `` sections. :func:`render` writes the sections a pretraining run
+knows; ``pretraining.readout_pca`` and ``pretraining.evaluate --card`` fill in "Principal components" and
+"Evaluation" with :func:`set_section` / :func:`set_evaluation`. Paths in commands are written relative to
+the working directory (never as absolute machine paths).
+"""
 
 from __future__ import annotations
 
 import json
+import os
+import shlex
 from pathlib import Path
 
 EVALUATION_HEADING = "## Evaluation"
@@ -10,71 +18,165 @@ EVALUATION_PLACEHOLDER = (
     "Not evaluated yet. Run `python -m pretraining.evaluate ... --card DIR` to put a random-forest "
     "comparison against random weights of the same architecture here."
 )
+WEIGHTS_LICENSE = "cc-by-4.0"
+DATA_LICENSES = {
+    "mp_cgcnn": "Materials Project (CC BY 4.0)",
+    "mp_topology_extra": "Materials Project (CC BY 4.0)",
+    "castelli_perovskites": "Castelli et al. cubic perovskites (CMR), as redistributed by CDVAE (MIT) and matminer",
+    "carbon24": "Carbon-24, Pickard, Materials Cloud (open access)",
+    "jarvis_dft3d": "JARVIS-DFT (NIST)",
+}
+PAPER_NOTES = {  # where our method differs from its paper, or where the paper is silent
+    "crystal-twins": [
+        "Readout (`readout=layers`, the default since 0.2): the mean, maximum and standard deviation over the sites "
+        "of every CGCNN layer, input layer included, and the mean Gaussian expansion of the edge lengths; the paper "
+        "mean-pools the last layer into a linear layer (`--readout head`).",
+        "CGCNN's 92 element features are fixed inputs; 3 convolutions of width 64; projector "
+        "Linear-BatchNorm-ReLU-Linear to 128; Barlow Twins standardises each dimension over the batch.",
+        "Views: every site moved 0.05 Å in a random direction, then atoms and edges masked with probability 0.1 each.",
+        "Adam with linear warm-up and cosine decay instead of a constant 1e-5; far fewer structures and epochs.",
+    ],
+    "crystalclr": [
+        "Readout as for crystal-twins (`--readout head` gives the paper's).",
+        "Augmentations on tensors, each with p = 0.5: site perturbation U(0, 0.5 x shortest distance), strain "
+        "1 + U(0, 0.05) per lattice vector, column replace; NT-Xent + composition similarity, equally weighted.",
+    ],
+    "cdssl": [
+        "The paper's loss reads only the final edge features, which leaves the last block's node and state updates "
+        "and the Set2Set readouts untrained; a second linear head predicts each crystal's mean clean edge expansion "
+        "from the exported vector (`--graph-weight`, 1 by default), so every exported weight is trained.",
+        "Edge embeddings to recover: the parameter-free Gaussian expansion of the clean edge lengths (the paper does "
+        "not define them); noise 0.1 Å per Cartesian coordinate.",
+    ],
+    "crysatom": [
+        "Decoders: a linear layer with binary cross-entropy for the 92 CGCNN features, and a rank-one factorised "
+        "bilinear layer for the edge multiplicity of node pairs (the paper's equations are not legible in our copy).",
+    ],
+    "masked-denoising": [
+        "This pretext is this project's, not one of the four papers' methods: one corrupted view per crystal "
+        "(15 % of elements masked, lattice strained by up to 5 % per vector, Gaussian position noise of 0.1 Å) and "
+        "three heads: the masked elements, the noise (a rotation-equivariant sum over edge directions) and the "
+        "volume strain (from the exported vector).",
+        "Readout as for crystal-twins.",
+    ],
+}
+
+
+def portable(command: str) -> str:
+    """``command`` with absolute paths made relative to the working directory."""
+    words = []
+    for word in shlex.split(command):
+        if os.path.isabs(word):
+            word = os.path.relpath(word)
+        words.append(word)
+    return " ".join(shlex.quote(w) for w in words)
 
 
 def loss_table(history: list[dict]) -> str:
     """Loss per epoch, with the terms of a composite loss (``train_<term>`` / ``val_<term>``) as extra columns."""
     terms = [k[len("train_"):] for k in history[0] if k.startswith("train_") and k != "train_loss"]
     header = ["epoch", "train loss", "validation loss"] + [f"{split} {t}" for t in terms for split in ("train", "validation")]
-    lines = ["| " + " | ".join(header + ["seconds", "structures/s"]) + " |", "|" + "---|" * (len(header) + 2)]
+    lines = ["| " + " | ".join(header + ["learning rate", "seconds"]) + " |", "|" + "---|" * (len(header) + 2)]
     for h in history:
         cells = [str(h["epoch"]), f"{h['train_loss']:.4f}", f"{h['val_loss']:.4f}"]
         cells += [f"{h[f'{split}_{t}']:.4f}" for t in terms for split in ("train", "val")]
-        lines.append("| " + " | ".join(cells + [f"{h['seconds']:.0f}", f"{h['structures_per_second']:.0f}"]) + " |")
+        lines.append("| " + " | ".join(cells + [f"{h['lr']:.2e}", f"{h['seconds']:.0f}"]) + " |")
     return "\n".join(lines)
 
 
 def render(*, name: str, method: str, citation: str, commands: list[str], data: dict, options: dict, history: list[dict],
            best_epoch: int, config: dict, evaluation: str = EVALUATION_PLACEHOLDER) -> str:
     """The model card of a pretraining run."""
+    from matssl_featurizers.weights import feature_length
+
     first, last = history[0], history[-1]
+    best = next(h for h in history if h["epoch"] == best_epoch)
+    sources = [Path(p).name.split(".")[0] for p in data["paths"]]
+    licences = sorted({DATA_LICENSES.get(s, "see the data's own licence") for s in sources})
+    excluded = (f"; {data['n_excluded']} structures whose ids are listed in {', '.join(data['exclude'])} (the "
+                f"evaluation rows) and {data['n_duplicate_ids']} repeated ids left out") if data.get("exclude") else ""
+    notes = "\n".join(f"- {n}" for n in PAPER_NOTES.get(method, []))
     return f"""---
+license: {WEIGHTS_LICENSE}
 library_name: matssl-featurizers
-tags: [materials, crystal-graph, self-supervised, {method}]
+tags: [materials-science, crystal-graph, self-supervised, matminer, {method}]
 ---
 # {name}
 
-Self-supervised crystal encoder trained with **{method}** by `python -m pretraining.run` of
-matssl-featurizers. Load it with `SSLStructureFeaturizer(weights=...)` (a local directory or
-`hf://OWNER/REPO`).
+A crystal encoder pretrained without labels with **{method}**, exported by `python -m pretraining.run` of
+matssl-featurizers. It turns a pymatgen `Structure` into a {feature_length(config)}-dim vector
+(`{config["architecture"]}` encoder, readout `{config.get("readout")}`).
 
-Method: {citation}
+## How to use
+```python
+from matssl_featurizers import SSLStructureFeaturizer
+featurizer = SSLStructureFeaturizer(weights="path/to/this/folder")   # or hf://OWNER/REPO
+df = featurizer.featurize_dataframe(df, "structure")
+```
 
-## Data
-- sources: {", ".join(f"`{p}`" for p in data["paths"])}
-- structures: {data["n_structures"]} readable ({data["n_skipped"]} unreadable entries skipped);
-  {data["n_train"]} for training, {data["n_val"]} (5 %) for validation of the pretext loss
-- no labels are used
+## Training data
+- {", ".join(f"`{s}`" for s in sources)}: {data["n_structures"]} structures used ({data["n_skipped"]} unreadable
+  skipped{excluded}); {data["n_train"]} for training, {data["n_val"]} (5 %) to validate the pretext loss. No labels.
+- Data licences: {"; ".join(licences)}. The weights are released under CC BY 4.0, which carries the Materials
+  Project's attribution requirement; the code is MIT.
 
-## Training
-- command{"s (a run resumed with --resume)" if len(commands) > 1 else ""}: {"; then ".join(f"`{c}`" for c in commands)}
-- epochs: {len(history)} ; exported weights from epoch {best_epoch} (lowest validation loss)
+## Training procedure
+- command{"s (resumed with --resume)" if len(commands) > 1 else ""}: {"; then ".join(f"`{portable(c)}`" for c in commands)}
+- {len(history)} epochs; exported weights from epoch {best_epoch} (lowest validation loss, {best["val_loss"]:.4f})
+- pretext loss: train {first["train_loss"]:.4f} → {last["train_loss"]:.4f}, validation {first["val_loss"]:.4f} →
+  {last["val_loss"]:.4f} (epoch {first["epoch"]} → {last["epoch"]})
 - options: `{json.dumps(options, sort_keys=True)}`
-- pretext loss: train {first['train_loss']:.4f} → {last['train_loss']:.4f}, validation
-  {first['val_loss']:.4f} → {last['val_loss']:.4f} (epoch {first['epoch']} → {last['epoch']})
 
 {loss_table(history)}
 
-## Architecture (`config.json`)
-```json
-{json.dumps(config, indent=2)}
-```
+Architecture (`config.json`): `{json.dumps(config, sort_keys=True)}`
 
 {EVALUATION_HEADING}
 {evaluation.strip()}
+
+## Differences from the paper and limitations
+{notes or "- none recorded"}
+- Pretrained on a few CPU hours of real DFT structures, far less than the papers; see the evaluation before relying
+  on the vectors.
+
+## Citation
+{citation or "(no paper: see the differences above)"}
 """
+
+
+def set_section(card_path: Path, heading: str, text: str, before: str = EVALUATION_HEADING) -> None:
+    """Replace the body of the ``heading`` section (``## ...``) of a card, or insert the section before
+    ``before`` (at the end when the card has no such heading)."""
+    card = Path(card_path).read_text()
+    head, found, tail = card.partition(heading + "\n")
+    if found:
+        end = tail.find("\n## ")
+        card = head + f"{heading}\n{text.strip()}\n" + (tail[end:] if end >= 0 else "")
+    else:
+        at = card.find(before)
+        block = f"{heading}\n{text.strip()}\n\n"
+        card = card[:at] + block + card[at:] if at >= 0 else card.rstrip() + "\n\n" + block
+    Path(card_path).write_text(card)
+
+
+def evaluation_of(card_path: Path) -> str:
+    """The body of the evaluation section (up to the next ``## `` heading)."""
+    text = Path(card_path).read_text()
+    _, found, tail = text.partition(EVALUATION_HEADING + "\n")
+    if not found:
+        return EVALUATION_PLACEHOLDER
+    end = tail.find("\n## ")
+    return (tail[:end] if end >= 0 else tail).strip()
 
 
 def set_evaluation(card_path: Path, evaluation: str, section: str | None = None) -> None:
     """Replace the evaluation section of an existing card or, with ``section``, only its subsection
     ``### section`` (up to the next ``### `` heading), appended when the card has none."""
-    text = Path(card_path).read_text()
-    head, _, tail = text.partition(EVALUATION_HEADING)
     if section is None:
         body = evaluation.strip()
     else:
         block = f"### {section}\n{evaluation.strip()}"
-        old = tail.strip()
+        old = evaluation_of(card_path)
         if old == EVALUATION_PLACEHOLDER:
             old = ""
         start = old.find(f"### {section}\n")
@@ -83,13 +185,7 @@ def set_evaluation(card_path: Path, evaluation: str, section: str | None = None)
         else:
             end = old.find("\n### ", start + 1)
             body = old[:start] + block + ("\n\n" + old[end + 1:] if end >= 0 else "")
-    Path(card_path).write_text(head + EVALUATION_HEADING + "\n" + body.strip() + "\n")
+    set_section(card_path, EVALUATION_HEADING, body)
 
 
-def evaluation_of(card_path: Path) -> str:
-    text = Path(card_path).read_text()
-    _, found, tail = text.partition(EVALUATION_HEADING)
-    return tail.strip() if found else EVALUATION_PLACEHOLDER
-
-
-__all__ = ["render", "set_evaluation", "evaluation_of", "loss_table"]
+__all__ = ["render", "set_section", "set_evaluation", "evaluation_of", "loss_table", "portable"]

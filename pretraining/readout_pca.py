@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 from matssl_featurizers.encoders import build_encoder
 from matssl_featurizers.weights import CARD_NAME, load_encoder, read_config, save_encoder
 
-from .card import EVALUATION_HEADING
+from .card import portable, set_section
 from .data import GraphDataset, build_graphs, graph_loader
 from .run import corpus_rows
 
@@ -71,19 +71,8 @@ def with_components(source, center, scale, basis):
 def card_section(command: str, n: int, explained: np.ndarray) -> str:
     cumulative = np.cumsum(explained)
     marks = ", ".join(f"{k}: {cumulative[k - 1]:.0%}" for k in (8, 16, 32, 64, 128) if k <= len(explained))
-    return (f"{SECTION}\n`{command}`\n\n{len(explained)} principal components of the standardised structure vector, "
+    return (f"`{portable(command)}`\n\n{len(explained)} principal components of the standardised structure vector, "
             f"fitted on {n} pretraining structures; share of the variance explained by the first k: {marks}.\n")
-
-
-def replace_section(card: str, section: str) -> str:
-    """``card`` with its principal-components section replaced by ``section``, or ``section`` put before the
-    evaluation (or at the end)."""
-    head, found, tail = card.partition(SECTION)
-    if found:
-        end = tail.find("\n## ")
-        card = head + (tail[end + 1:] if end >= 0 else "")
-    at = card.find(EVALUATION_HEADING)
-    return (card[:at] + section + "\n" + card[at:]) if at >= 0 else (card.rstrip() + "\n\n" + section)
 
 
 def main(argv=None) -> int:
@@ -107,10 +96,12 @@ def main(argv=None) -> int:
         sys.exit(f"--components {args.components} exceeds the vector length {vectors.shape[1]}")
     center, scale, basis, explained = principal_components(vectors, args.components)
     config = read_config(args.model)
-    card_path = args.model / CARD_NAME
-    card = replace_section(card_path.read_text() if card_path.is_file() else "", card_section(command, len(rows), explained))
-    save_encoder(with_components(args.model, center, scale, basis), args.model, card=card, method=config.get("method"),
+    save_encoder(with_components(args.model, center, scale, basis), args.model, method=config.get("method"),
                  max_neighbors=config.get("max_neighbors", 12))
+    card_path = args.model / CARD_NAME
+    if not card_path.is_file():
+        card_path.write_text(f"# {args.model.name}\n")
+    set_section(card_path, SECTION, card_section(command, len(rows), explained))
     print(f"{args.model}: {args.components} components of {vectors.shape[1]} from {len(rows)} structures; "
           f"first 8 explain {explained[:8].sum():.0%}, all {explained.sum():.0%} of the variance")
     return 0

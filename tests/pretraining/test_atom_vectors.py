@@ -41,7 +41,7 @@ def test_vectors_average_every_occurrence_in_the_corpus_not_the_last_batch(encod
 
 
 def test_the_command_writes_a_table_and_a_card_naming_the_missing_elements(tmp_path, encoder, structures):
-    weights = save_encoder(encoder, tmp_path / "encoder", card="# encoder\n## Data\n- fixtures\n## Training\n- 1 epoch\n## Architecture\n")
+    weights = save_encoder(encoder, tmp_path / "encoder", card="# encoder\n## Training data\n- fixtures\n## Training procedure\n- 1 epoch\n## Evaluation\nnone\n")
     out = tmp_path / "vectors"
     assert atom_vectors.main(["--weights", str(weights), "--data", str(STRUCTURES_FILE), "--out", str(out),
                               "--batch-size", "16", "--cache-dir", str(tmp_path / "cache"), "--no-progress"]) == 0
@@ -49,7 +49,9 @@ def test_the_command_writes_a_table_and_a_card_naming_the_missing_elements(tmp_p
     seen = sorted({site.specie.Z for s in structures for site in s})
     assert len(table) == len(seen) and table.shape[1] == 24 and np.isfinite(table.to_numpy()).all()
     card = (out / "README.md").read_text()
-    assert "pretraining.atom_vectors --weights" in card and "### Training" in card and "- 1 epoch" in card
+    assert "pretraining.atom_vectors --weights" in card and "### Training procedure" in card and "- 1 epoch" in card
+    assert "none" not in card.split("## Extraction")[0], "the encoder's evaluation is not copied"
+    assert "main-group elements the nearest vector" in card
     never = [sym for z, sym in [(2, "He"), (10, "Ne"), (18, "Ar")] if z not in seen]
     assert never and all(sym in card.split("no vector")[1].split("\n")[0] for sym in never)
 
