@@ -56,7 +56,8 @@ def feature_length(config: dict) -> int:
 
 
 def list_models():
-    """A ``pandas.DataFrame`` of the bundled models: vector length, method, training data, source."""
+    """A ``pandas.DataFrame`` of the bundled models: method, architecture, readout, vector length, stored
+    principal components, training data, source."""
     import pandas as pd
 
     rows = []
@@ -67,7 +68,9 @@ def list_models():
                 "model": name,
                 "method": entry["method"],
                 "architecture": config["architecture"],
+                "readout": config.get("readout", "head" if config["architecture"] == "cgcnn" else "set2set"),
                 "n_features": feature_length(config),
+                "n_components": config.get("readout_components", 0),
                 "trained_on": entry["trained_on"],
                 "weights": f"bundled: matssl_featurizers/models/{entry['directory']}",
                 "default": name == DEFAULT_MODEL,
