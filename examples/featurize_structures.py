@@ -24,7 +24,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("data", nargs="?", default=HERE / "data" / "jarvis_sample.jsonl.gz", type=Path)
     parser.add_argument("--out", default="features.csv", type=Path)
-    parser.add_argument("--model", default="crystal-twins", help="a bundled model: crystal-twins, crystalclr or cdssl")
+    parser.add_argument("--model", default=None, help="a bundled model (see list_models()); default: the package's default")
     args = parser.parse_args()
 
     opener = gzip.open if args.data.suffix == ".gz" else open
@@ -37,7 +37,7 @@ def main():
         )
     df["formula"] = [s.composition.reduced_formula for s in df["structure"]]
 
-    featurizer = SSLStructureFeaturizer(model=args.model)  # bundled weights: no network needed
+    featurizer = SSLStructureFeaturizer() if args.model is None else SSLStructureFeaturizer(model=args.model)  # bundled: offline
     df = featurizer.featurize_dataframe(df, "structure")
 
     labels = featurizer.feature_labels()

@@ -17,7 +17,7 @@ that model's card.
 
 Featurizer names (comma separated; ``a+b`` concatenates the features of a and b):
 
-* a bundled model (``crystal-twins``) or a weights directory;
+* a bundled model (``crystal-twins``) or a weights directory; ``MODEL#K``: its first K principal components;
 * ``random:MODEL``: the architecture of MODEL with random weights, once per ``--random-seeds`` seed
   (rows ``random:MODEL@SEED``);
 * ``inputs:MODEL``: the statistics (mean, std, min, max, range over the sites) of the per-element input
@@ -206,9 +206,10 @@ def make_featurizer(name: str, scratch: Path, overrides: dict | None = None):
         return HybridStructureFeaturizer.from_preset(argument)
     from matssl_featurizers.featurizers import SSLStructureFeaturizer
 
-    source = argument if kind == "random" else name
+    source, _, components = (argument if kind == "random" else name).partition("#")
     label = f"random-{Path(source).name}" if kind == "random" else Path(source).name
-    return SSLStructureFeaturizer(model=label, weights=encoder_weights(source, overrides, scratch, seed))
+    return SSLStructureFeaturizer(model=label, weights=encoder_weights(source, overrides, scratch, seed),
+                                  n_components=int(components) if components else None)
 
 
 def featurizer_identity(name: str, overrides: dict | None = None) -> str:
@@ -230,7 +231,7 @@ def featurizer_identity(name: str, overrides: dict | None = None) -> str:
         return f"random {json.dumps(variant_config(argument, overrides), sort_keys=True)} seed {seed} {version}"
     if kind == "preset":
         return f"preset {argument} {version}"
-    directory = weights_io.resolve(argument if kind == "inputs" else name)
+    directory = weights_io.resolve(argument if kind == "inputs" else name.partition("#")[0])
     hashes = " ".join(weights_io.sha256(directory / f) for f in (weights_io.CONFIG_NAME, weights_io.WEIGHTS_NAME))
     return f"{kind} {hashes} {json.dumps(overrides, sort_keys=True) if kind == 'model' else ''} {version}"
 

@@ -154,3 +154,24 @@ def test_structures_the_structure_models_refuse_still_have_a_composition(structu
     np.testing.assert_allclose(featurizer.featurize(big), featurizer.featurize(structures[0]), rtol=1e-12, atol=1e-12)
     empty = featurizer.featurize_dataframe(structures_df.iloc[:0].copy(), "structure", pbar=False)
     assert len(empty) == 0 and list(empty.columns)[-1] == featurizer.feature_labels()[-1]
+
+
+def test_cgcnn92_statistics_are_those_of_cgcnn_input_table():
+    import json
+    from importlib import resources
+
+    from pymatgen.core import Composition
+
+    from matssl_featurizers import AtomVectorFeaturizer
+
+    raw = json.loads((resources.files("matminer.utils.data_files") / "cgcnn_atom_feature.json").read_text())
+    fe, o = np.array(raw["26"]), np.array(raw["8"])
+    featurizer = AtomVectorFeaturizer("cgcnn92")
+    values = np.array(featurizer.featurize(Composition("Fe2O3")))
+    np.testing.assert_allclose(values[:92], 0.4 * fe + 0.6 * o)
+    np.testing.assert_allclose(values[2 * 92:3 * 92], np.minimum(fe, o))
+    np.testing.assert_allclose(values[4 * 92:], np.abs(fe - o))
+    assert featurizer.feature_labels()[0] == "CGCNN92 mean dim 0" and len(featurizer.feature_labels()) == 5 * 92
+    assert any("Crystal Graph Convolutional" in c for c in featurizer.citations())
+    with pytest.raises(ValueError, match="unknown preset"):
+        AtomVectorFeaturizer.from_preset("magpie")

@@ -124,3 +124,15 @@ def test_default_set_has_every_bundled_model_its_control_and_the_baselines():
             "ElementProperty", "SineCoulombMatrix", "crystal-twins+ElementProperty"} <= set(names)
     assert "SiteStatsFingerprint" not in names  # minutes per thousand structures: only when asked for
     assert "random:crystalclr" not in names  # the same random CGCNN as random:crystal-twins
+
+
+def test_a_model_name_with_a_component_count_gives_its_principal_components(tmp_path, structures):
+    from pretraining import readout_pca
+    from tests.conftest import STRUCTURES_FILE as fixtures
+
+    model = shutil.copytree(weights.resolve("crystal-twins"), tmp_path / "ct")
+    readout_pca.main([str(model), "--data", str(fixtures), "--sample", "100", "--components", "6",
+                      "--cache-dir", str(tmp_path / "cache"), "--no-progress"])
+    featurizer = evaluate.make_featurizer(f"{model}#4", tmp_path)
+    assert featurizer.n_components == 4 and len(featurizer.featurize(structures[0])) == 4
+    assert evaluate.featurizer_identity(f"{model}#4") == evaluate.featurizer_identity(str(model))

@@ -234,3 +234,17 @@ def test_defaults_are_the_settings_of_the_bundled_weights():
     args = run.training_settings(run.parse_args(["--method", "crystalclr", "--data", "x", "--out", "y"]))
     assert (args.epochs, args.batch_size, args.lr) == tuple(run.TRAINING_DEFAULTS["crystalclr"].values())
     assert run.training_settings(run.parse_args(["--method", "cdssl", "--data", "x", "--out", "y", "--lr", "0.1"])).lr == 0.1
+
+
+def test_the_cli_defaults_reproduce_every_bundled_model():
+    """`python -m pretraining.run --method M` without --epochs/--batch-size/--lr trains as the bundled M was."""
+    import re
+    import shlex
+
+    for name, entry in weights.bundled_index().items():
+        card = (weights.bundled_root() / entry["directory"] / "README.md").read_text()
+        commands = re.findall(r"`(python -m pretraining\.run [^`]*)`", card)
+        assert commands, name
+        args = run.parse_args(shlex.split(commands[-1])[3:])
+        defaults = run.TRAINING_DEFAULTS[entry["method"]]
+        assert (args.epochs, args.batch_size, args.lr) == (defaults["epochs"], defaults["batch_size"], defaults["lr"]), name
