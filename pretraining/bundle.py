@@ -31,6 +31,10 @@ def bundle(source: Path, name: str, method: str, trained_on: str) -> Path:
     target.mkdir(parents=True, exist_ok=True)
     for file in FILES:
         shutil.copyfile(source / file, target / file)
+    config = json.loads((target / weights.CONFIG_NAME).read_text())
+    if config.get("method") != method:  # a config older than format 2, or exported without its method
+        config.update(method=method, max_neighbors=config.get("max_neighbors", 12), format_version=weights.FORMAT_VERSION)
+        (target / weights.CONFIG_NAME).write_text(json.dumps(config, indent=2) + "\n")
     _record("index.json", name, {
         "directory": name,
         "method": method,

@@ -61,11 +61,12 @@ SLOW = {"SiteStatsFingerprint": 0.3}  # seconds per structure, for the warning
 
 
 def distinct_architectures(models: list[str]) -> list[str]:
-    """The models whose ``config.json`` no earlier model in the list has: one per architecture, so that
-    random weights of an architecture (seeded the same) are evaluated once."""
+    """The models whose encoder (``config.json`` without metadata and stored principal components) no earlier
+    model in the list has: one per architecture, so that random weights of an architecture (seeded the
+    same) are evaluated once."""
     firsts, seen = [], []
     for model in models:
-        config = weights_io.encoder_arguments(read_config(model))
+        config = random_config(model, {})
         if config not in seen:
             seen.append(config)
             firsts.append(model)
@@ -125,9 +126,17 @@ def readout_overrides(readout: str | None, pool: str | None = None, pool_edges: 
 def variant_config(source, overrides: dict) -> dict:
     """The ``config.json`` of ``source`` with ``overrides`` (a CGCNN ``"layers"`` readout has no output layer)."""
     config = {**read_config(source), **overrides}
-    if config["architecture"] == "cgcnn" and "readout" in overrides:
-        config["out_dim"] = 0 if overrides["readout"] == "layers" else (read_config(source).get("out_dim") or 128)
+    if "readout" in overrides:
+        config["readout_components"] = 0  # principal components belong to the readout they were fitted on
+        if config["architecture"] == "cgcnn":
+            config["out_dim"] = 0 if overrides["readout"] == "layers" else (read_config(source).get("out_dim") or 128)
     return config
+
+
+def random_config(source, overrides: dict) -> dict:
+    """The config of random weights for ``source``'s architecture: every constructor argument (defaults filled
+    in), no metadata, no fitted principal components."""
+    return build_encoder({**weights_io.encoder_arguments(variant_config(source, overrides)), "readout_components": 0}).config
 
 
 def encoder_weights(source, overrides: dict, root: Path, seed: int | None = None) -> str:
@@ -136,7 +145,7 @@ def encoder_weights(source, overrides: dict, root: Path, seed: int | None = None
     parameter-free readouts keep every trained tensor; tensors only the old readout had are dropped)."""
     if seed is None and not overrides:
         return str(source)
-    config = variant_config(source, overrides)
+    config = variant_config(source, overrides) if seed is None else random_config(source, overrides)
     torch.manual_seed(0 if seed is None else seed)
     encoder = build_encoder(config)
     if seed is None:
@@ -228,7 +237,7 @@ def featurizer_identity(name: str, overrides: dict | None = None) -> str:
     kind, argument, seed = parse_name(name)
     version = f"matssl-featurizers {matssl_featurizers.__version__} torch {torch.__version__}"
     if kind == "random":
-        return f"random {json.dumps(variant_config(argument, overrides), sort_keys=True)} seed {seed} {version}"
+        return f"random {json.dumps(random_config(argument, overrides), sort_keys=True)} seed {seed} {version}"
     if kind == "preset":
         return f"preset {argument} {version}"
     directory = weights_io.resolve(argument if kind == "inputs" else name.partition("#")[0])

@@ -48,8 +48,8 @@ def controls_of(models: list[str]) -> dict[str, tuple[str, str]]:
     architectures = evaluate.distinct_architectures(models)
     out = {}
     for model in models:
-        config = weights_io.encoder_arguments(weights_io.read_config(model))
-        twin = next(m for m in architectures if weights_io.encoder_arguments(weights_io.read_config(m)) == config)
+        config = evaluate.random_config(model, {})
+        twin = next(m for m in architectures if evaluate.random_config(m, {}) == config)
         table = config.get("atom_input", "embedding")
         same_table = next((m for m in models if table != "embedding"
                            and weights_io.read_config(m).get("atom_input", "embedding") == table), model)

@@ -21,6 +21,7 @@ def test_bundled_model_loads_by_name_with_its_recorded_sha256(tmp_path, monkeypa
     assert entry["sha256"]["model.safetensors"] == weights.sha256(source / "model.safetensors")
     assert weights.load_encoder("tiny").config == weights.encoder_arguments(weights.read_config(source))
     assert weights.list_models().loc["tiny", "n_features"] == 8
+    assert weights.read_config("tiny")["method"] == "crystal-twins", "bundle records the method in config.json"
 
     (root / "tiny" / "model.safetensors").write_bytes((source / "model.safetensors").read_bytes()[:-4] + b"\0\0\0\0")
     with pytest.raises(OSError, match="sha256"):

@@ -32,7 +32,7 @@ def run_with_bad_rows(tmp_path_factory, rows):
 
 def test_skipped_rows_are_counted_in_the_model_card(run_with_bad_rows):
     card = (run_with_bad_rows / "README.md").read_text()
-    assert "structures: 40 readable (3 unreadable entries skipped)" in card
+    assert "40 structures used (3 unreadable\n  skipped)" in card
 
 
 def test_an_export_carries_checksums_that_the_loader_verifies(run_with_bad_rows, tmp_path):
