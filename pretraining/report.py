@@ -21,11 +21,14 @@ import numpy as np
 import pandas as pd
 
 
-def load_results(directory: Path) -> pd.DataFrame:
-    """The per-fold records of one run, with ``task`` = the run's data file name and ``row`` = featurizer or model."""
+def load_results(directory: Path, by_run: bool = False) -> pd.DataFrame:
+    """The per-fold records of one run, with ``task`` = the run's data file name and ``row`` = featurizer or model
+    (prefixed by the run's folder name with ``by_run``)."""
     payload = json.loads((Path(directory) / "results.json").read_text())
     records = pd.DataFrame(payload["results"])
     records["row"] = records["featurizer"] if "featurizer" in records else records["model"]
+    if by_run:
+        records["row"] = Path(directory).name + ": " + records["row"]
     words = shlex.split(payload["command"])
     records["task"] = Path(words[words.index("--data") + 1]).name.split(".")[0]
     if "epochs" in records:  # a fine-tuning run: which runs stopped at its --epochs cap, not by early stopping
@@ -46,10 +49,10 @@ def epoch_caps(records: pd.DataFrame) -> str:
             f"({'; '.join(per_size)}).")
 
 
-def combined_table(directories, digits: int = 3, transpose: bool = False) -> str:
+def combined_table(directories, digits: int = 3, transpose: bool = False, by_run: bool = False) -> str:
     """MAE mean ± std over folds of every run in ``directories``: one row per featurizer or model and one
     column per (task, target, train size), or the other way round with ``transpose``."""
-    records = pd.concat([load_results(d) for d in directories], ignore_index=True)
+    records = pd.concat([load_results(d, by_run) for d in directories], ignore_index=True)
     records["train_size"] = records["train_size"].astype(str)
     summary = (records.groupby(["task", "target", "train_size", "row"], sort=False)
                .agg(mean=("mae", "mean"), std=("mae", "std"), n_train=("n_train", "mean")).reset_index())
@@ -85,8 +88,10 @@ def main(argv=None) -> int:
     p.add_argument("runs", nargs="+", type=Path, help="output directories of evaluate or finetune")
     p.add_argument("--digits", type=int, default=3)
     p.add_argument("--transpose", action="store_true", help="one row per task and training size, one column per featurizer")
+    p.add_argument("--by-run", action="store_true", help="one row per run and featurizer (runs of the same featurizers "
+                                                         "with other settings, e.g. readouts)")
     args = p.parse_args(argv)
-    print(combined_table(args.runs, args.digits, args.transpose))
+    print(combined_table(args.runs, args.digits, args.transpose, args.by_run))
     return 0
 
 

@@ -44,3 +44,12 @@ def test_fine_tuning_runs_at_the_epoch_cap_are_counted(tmp_path):
         "Runs that reached the epoch cap: 3 of 4 (train size 10: a 2/2, random:a 1/2).")
     rf = _run(tmp_path / "rf", "python -m pretraining.evaluate --data x.jsonl --target e", "featurizer", {("b", 10): [0.1, 0.2]})
     assert "epoch cap" not in report.combined_table([rf])
+
+
+def test_runs_of_the_same_featurizers_with_other_settings_stay_apart(tmp_path):
+    command = "python -m pretraining.evaluate --data jarvis.jsonl.gz --target e"
+    a = _run(tmp_path / "pool-mean", command, "featurizer", {("m", "all"): [0.3, 0.5]})
+    b = _run(tmp_path / "pool-max", command, "featurizer", {("m", "all"): [0.1, 0.1]})
+    assert report.combined_table([a, b]).splitlines()[2:] == ["| m | **0.250 ± 0.191** |"]
+    assert report.combined_table([a, b], by_run=True).splitlines()[2:] == ["| pool-mean: m | 0.400 ± 0.141 |",
+                                                                          "| pool-max: m | **0.100 ± 0.000** |"]
