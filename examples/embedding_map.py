@@ -42,7 +42,7 @@ from sklearn.preprocessing import StandardScaler  # noqa: E402
 
 from matssl_featurizers import SSLStructureFeaturizer, list_models  # noqa: E402
 from pretraining.data import iter_records, payload_to_structure  # noqa: E402
-from pretraining.evaluate import random_weights_dir  # noqa: E402
+from pretraining.evaluate import encoder_weights  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -141,8 +141,8 @@ def main():
         names[model] = f"{model} ({ARCHITECTURES.get(architecture, architecture)})"
         featurizer = SSLStructureFeaturizer(model=model)
         features[model] = np.array(featurizer.featurize_many(structures, ignore_errors=True), dtype=float)
-    with tempfile.TemporaryDirectory() as scratch:  # the control: CGCNN with random weights (seed 0)
-        control = SSLStructureFeaturizer(model="random-cgcnn", weights=str(random_weights_dir("crystal-twins", 0, Path(scratch))))
+    with tempfile.TemporaryDirectory() as scratch:  # the control: the default model's CGCNN with random weights (seed 0)
+        control = SSLStructureFeaturizer(weights=encoder_weights(models.index[models["default"]][0], {}, Path(scratch), 0))
         names["random-cgcnn"] = "random weights (CGCNN, seed 0)"
         features["random-cgcnn"] = np.array(control.featurize_many(structures, ignore_errors=True), dtype=float)
     magpie = ElementProperty.from_preset("magpie", impute_nan=True)

@@ -10,6 +10,7 @@ _LAZY = {
     "CrystalTwinsFeaturizer": "featurizers",
     "CrystalCLRFeaturizer": "featurizers",
     "CDSSLFeaturizer": "featurizers",
+    "MaskedDenoisingFeaturizer": "featurizers",
     "CrysAtomFeaturizer": "composition",
     "AtomVectorFeaturizer": "composition",
     "HybridStructureFeaturizer": "hybrid",

@@ -403,3 +403,17 @@ class CDSSLFeaturizer(SSLStructureFeaturizer):
                  n_threads: int | None = 1, n_components: int | None = None, label_prefix: str | None = None):
         super().__init__(model="cdssl", weights=weights, batch_size=batch_size, device=device, n_workers=n_workers,
                          n_threads=n_threads, n_components=n_components, label_prefix=label_prefix)
+
+
+class MaskedDenoisingFeaturizer(SSLStructureFeaturizer):
+    """Structure vectors of a CGCNN pretrained to recover masked elements, the position noise and the volume
+    strain of a corrupted crystal in one pass (this project's pretext, after Zaidi et al., ICLR 2023, and Hu et
+    al., ICLR 2020); readout: mean, maximum and standard deviation of every layer and the mean edge expansion.
+
+    Args: as :class:`SSLStructureFeaturizer`, with ``model="masked-denoising"``.
+    """
+
+    def __init__(self, weights: str | None = None, batch_size: int = 64, device: str = "cpu", n_workers: int = 0,
+                 n_threads: int | None = 1, n_components: int | None = None, label_prefix: str | None = None):
+        super().__init__(model="masked-denoising", weights=weights, batch_size=batch_size, device=device,
+                         n_workers=n_workers, n_threads=n_threads, n_components=n_components, label_prefix=label_prefix)

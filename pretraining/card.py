@@ -37,7 +37,8 @@ PAPER_NOTES = {  # where our method differs from its paper, or where the paper i
         "Adam with linear warm-up and cosine decay instead of a constant 1e-5; far fewer structures and epochs.",
     ],
     "crystalclr": [
-        "Readout as for crystal-twins (`--readout head` gives the paper's).",
+        "Readout (`readout=layers`): the mean, maximum and standard deviation over the sites of every CGCNN layer, "
+        "input layer included, and the mean Gaussian expansion of the edge lengths (`--readout head` gives the paper's).",
         "Augmentations on tensors, each with p = 0.5: site perturbation U(0, 0.5 x shortest distance), strain "
         "1 + U(0, 0.05) per lattice vector, column replace; NT-Xent + composition similarity, equally weighted.",
     ],
@@ -57,7 +58,8 @@ PAPER_NOTES = {  # where our method differs from its paper, or where the paper i
         "(15 % of elements masked, lattice strained by up to 5 % per vector, Gaussian position noise of 0.1 Å) and "
         "three heads: the masked elements, the noise (a rotation-equivariant sum over edge directions) and the "
         "volume strain (from the exported vector).",
-        "Readout as for crystal-twins.",
+        "Readout (`readout=layers`): the mean, maximum and standard deviation over the sites of every CGCNN layer, "
+        "input layer included, and the mean Gaussian expansion of the edge lengths.",
     ],
 }
 

@@ -13,7 +13,8 @@ two verdicts:
   over each control exceeds the larger of the two fold standard deviations);
 * per preset + ElementProperty against ElementProperty alone on the structure-sensitive targets.
 
-``--readme`` replaces the text between ``<!-- headline:start -->`` and ``<!-- headline:end -->`` with it.
+``--readme`` replaces the text between ``<!-- headline:start -->`` and ``<!-- headline:end -->`` with it;
+``--cards`` writes each model's rows and verdict into the evaluation section of its bundled model card.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import pandas as pd
 from matssl_featurizers import weights as weights_io
 
 from . import evaluate
+from .card import set_evaluation
 from .report import combined_table, load_results
 from .tasks import SPLITS, TASKS
 
@@ -120,10 +122,25 @@ def render(directories: list[Path], models: list[str], seeds: list[int], command
     return (f"Random forest ({forest}) on frozen features, {folds}-fold cross-validation of the {split} split "
             f"(up to 2,000 rows per task, never used for pretraining or model choice), MAE mean ± std over folds; "
             f"the lowest mean per column in bold. Regenerate with `{command}`.\n\n"
-            f"{combined_table(directories, transpose=True)}\n\n"
+            f"{combined_table(directories)}\n\n"
             f"**Each model against its controls** (random weights of its architecture, every seed; the statistics of its "
             f"own input table) on the seven targets of the shared tasks:\n\n{model_verdicts(records, models, seeds)}\n\n"
             f"**Hybrid presets + ElementProperty against ElementProperty alone:**\n\n{preset_verdicts(records)}\n")
+
+
+def card_evaluation(records: pd.DataFrame, model: str, seeds: list[int], heading: str) -> str:
+    """A model's MAEs beside those of its controls and ElementProperty on every task, and its verdict line."""
+    stats = summary(records)
+    random, inputs = controls_of([*structure_models(), model])[model]
+    rows = [model, *(f"{random}@{s}" for s in seeds), inputs, "ElementProperty"]
+    lines = [heading, "", "| task | target | " + " | ".join(f"`{r}`" for r in rows) + " |", "|---|---|" + "---|" * len(rows)]
+    for task, target in dict.fromkeys((t, g) for t, g, _ in stats.index):
+        cells = [f"{stats.loc[(task, target, r)]['mean']:.4g} ± {stats.loc[(task, target, r)]['std']:.2g}" for r in rows]
+        lines.append(f"| {task} | {target} | " + " | ".join(cells) + " |")
+    verdict = model_verdicts(records, [model], seeds).splitlines()[-1].split(" | ")
+    lines += ["", f"Against every control on the seven targets of the shared tasks: lower MAE on {verdict[2]}; "
+                  f"by more than one fold standard deviation on {verdict[3].rstrip(' |')}."]
+    return "\n".join(lines)
 
 
 def replace_block(text: str, block: str) -> str:
@@ -145,6 +162,7 @@ def main(argv=None) -> int:
     p.add_argument("--tasks", default=",".join(TASKS), help="default: all of pretraining.tasks.TASKS")
     p.add_argument("--out", type=Path, default=Path("eval") / "headline", help="default: %(default)s")
     p.add_argument("--readme", type=Path, default=None, help="put the result between the headline markers of this file")
+    p.add_argument("--cards", action="store_true", help="write each model's results into its bundled model card")
     args = p.parse_args(argv)
     command = "python -m pretraining.headline " + " ".join(shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
     models = structure_models()
@@ -163,6 +181,15 @@ def main(argv=None) -> int:
     print(text)
     if args.readme is not None:
         args.readme.write_text(replace_block(args.readme.read_text(), text))
+    if args.cards:
+        records = pd.concat([load_results(d) for d in directories], ignore_index=True)
+        forest = "" if args.max_features == 1.0 else f", max_features={args.max_features:g}"
+        heading = (f"Random forest on frozen features{forest}, {args.folds}-fold cross-validation of the {args.split} split of "
+                   f"each task (never used for pretraining or model choice), MAE mean ± std over folds, beside random weights "
+                   f"of the same architecture and the statistics of the input table. Made by `{command}`.")
+        for model in models:
+            card = weights_io.bundled_root() / weights_io.bundled_index()[model]["directory"] / "README.md"
+            set_evaluation(card, card_evaluation(records, model, seeds, heading), section=f"Headline: {args.split} split")
     return 0
 
 

@@ -45,7 +45,7 @@ from .methods import METHODS
 
 VALIDATION_FRACTION = 0.05
 TRAINING_DEFAULTS = {  # the settings that produced the bundled weights
-    "crystal-twins": {"epochs": 10, "batch_size": 128, "lr": 5e-4},
+    "crystal-twins": {"epochs": 9, "batch_size": 128, "lr": 5e-4},
     "crystalclr": {"epochs": 6, "batch_size": 256, "lr": 5e-4},
     "cdssl": {"epochs": 7, "batch_size": 128, "lr": 1e-3},
     "crysatom": {"epochs": 4, "batch_size": 128, "lr": 1e-3},

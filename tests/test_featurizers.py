@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 from pymatgen.core import Composition, Lattice, Molecule, Structure
 
-from matssl_featurizers import CDSSLFeaturizer, CrystalCLRFeaturizer, CrystalTwinsFeaturizer, SSLStructureFeaturizer
+from matssl_featurizers import (CDSSLFeaturizer, CrystalCLRFeaturizer, CrystalTwinsFeaturizer, MaskedDenoisingFeaturizer,
+                                SSLStructureFeaturizer)
 from matssl_featurizers.weights import bundled_index
 from tests.conftest import STRUCTURES_FILE as STRUCTURES
 
@@ -89,7 +90,7 @@ def test_featurize_iter_names_the_failing_position_or_gives_nan(structures):
     with pytest.raises(ValueError, match="entry 40: the structure is disordered"):
         list(featurizer.featurize_iter(iter(stream)))
     rows = np.concatenate(list(featurizer.featurize_iter(iter(stream), ignore_errors=True)))
-    assert rows.shape == (51, 128) and np.isnan(rows[40]).all()
+    assert rows.shape == (51, featurizer.n_features) and np.isnan(rows[40]).all()
     np.testing.assert_allclose(np.delete(rows, 40, axis=0), featurizer.featurize_many(structures[:50], pbar=False), atol=1e-5)
 
 
@@ -191,7 +192,9 @@ def test_set_output_pandas_uses_feature_names(structures):
 
 
 @pytest.mark.parametrize("cls, model, cited, n_features", [
-    (CrystalTwinsFeaturizer, "crystal-twins", ("Crystal Graph Convolutional", "Crystal twins"), 128),
+    (MaskedDenoisingFeaturizer, "masked-denoising", ("Crystal Graph Convolutional", "Pre-training via Denoising",
+                                                     "Strategies for Pre-training"), 809),
+    (CrystalTwinsFeaturizer, "crystal-twins", ("Crystal Graph Convolutional", "Crystal twins"), 809),
     (CrystalCLRFeaturizer, "crystalclr", ("Crystal Graph Convolutional", "Graph Contrastive Learning for Materials"), 128),
     (CDSSLFeaturizer, "cdssl", ("Graph Networks as a Universal", "Order Matters", "via denoising"), 160),
 ])
@@ -218,11 +221,11 @@ def test_the_three_models_give_different_finite_vectors_for_unseen_structures():
     with gzip.open(sample, "rt") as handle:
         unseen = [Structure.from_str(json.loads(line)["cif"], fmt="cif") for line in list(handle)[:10]]
     vectors = {m: np.array(SSLStructureFeaturizer(m).featurize_many(unseen, pbar=False)) for m in MODELS}
-    assert set(vectors) >= {"crystal-twins", "crystalclr", "cdssl"}
+    assert set(vectors) >= {"masked-denoising", "crystal-twins", "crystalclr", "cdssl"}
     for m, v in vectors.items():
         assert np.isfinite(v).all(), m
         assert np.linalg.matrix_rank(v - v.mean(0), tol=1e-6) >= 5, f"{m}: structures are told apart"
-    a, b = vectors["crystal-twins"], vectors["crystalclr"]
+    a, b = vectors["crystal-twins"], vectors["masked-denoising"]
     assert not np.allclose(a, b, atol=1e-3), "same architecture, different weights"
 
 

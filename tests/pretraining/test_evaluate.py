@@ -29,7 +29,8 @@ def test_pretrained_against_random_weights_on_identical_folds(tmp_path):
     maes = {r["featurizer"]: r["mae"] for r in rows if r["target"] == "band_gap" and r["fold"] == 0}
     assert len({maes[str(model)], *(maes[r] for r in randoms)}) == 3, "each seed gives other random weights"
     table = (out / "results.md").read_text()
-    assert results["features"][f"{model}+ElementProperty"]["n_features"] == 128 + results["features"]["ElementProperty"]["n_features"]
+    features = results["features"]
+    assert features[f"{model}+ElementProperty"]["n_features"] == features[str(model)]["n_features"] + features["ElementProperty"]["n_features"]
     assert "| ElementProperty |" in table and "formation_energy_per_atom MAE" in table
     assert table.strip() in (model / "README.md").read_text()
 
@@ -120,10 +121,11 @@ def test_default_set_has_every_bundled_model_its_control_and_the_baselines():
     names = evaluate.default_featurizers()
     assert names[0] == weights.DEFAULT_MODEL
     assert set(weights.bundled_index()) <= set(names)
-    assert {"random:crystal-twins", "random:cdssl", "inputs:crystal-twins", "inputs:cdssl", "CrysAtom", "CGCNN92",
+    assert {"random:masked-denoising", "random:cdssl", "inputs:masked-denoising", "inputs:cdssl", "CrysAtom", "CGCNN92",
             "ElementProperty", "SineCoulombMatrix", "crystal-twins+ElementProperty"} <= set(names)
     assert "SiteStatsFingerprint" not in names  # minutes per thousand structures: only when asked for
-    assert "random:crystalclr" not in names  # the same random CGCNN as random:crystal-twins
+    assert "random:crystal-twins" not in names  # the same random CGCNN as random:masked-denoising
+    assert "random:crystalclr" in names  # its readout (head) makes it another architecture
 
 
 def test_a_model_name_with_a_component_count_gives_its_principal_components(tmp_path, structures):

@@ -46,9 +46,9 @@ def test_pretrained_loads_the_weights_and_random_draws_new_ones():
 
 
 def test_runs_skip_duplicate_random_architectures_and_crysatom_on_megnet():
-    runs = finetune.runs_of(["crystal-twins", "crystalclr", "cdssl"], ["pretrained", "random", "crysatom"])
+    runs = finetune.runs_of(["crystal-twins", "masked-denoising", "cdssl"], ["pretrained", "random", "crysatom"])
     assert runs == [("crystal-twins", "pretrained"), ("crystal-twins", "random"), ("crystal-twins", "crysatom"),
-                    ("crystalclr", "pretrained"), ("cdssl", "pretrained"), ("cdssl", "random")]
+                    ("masked-denoising", "pretrained"), ("cdssl", "pretrained"), ("cdssl", "random")]
     with pytest.raises(SystemExit, match="CGCNN"):
         finetune.runs_of(["cdssl"], ["crysatom"])
 
