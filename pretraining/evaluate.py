@@ -210,7 +210,7 @@ def make_featurizer(name: str, scratch: Path, overrides: dict | None = None):
     if kind == "inputs":
         return input_table_featurizer(argument, scratch)
     if kind == "preset":
-        from matssl_featurizers.featurizers import HybridStructureFeaturizer
+        from matssl_featurizers.hybrid import HybridStructureFeaturizer
 
         return HybridStructureFeaturizer.from_preset(argument)
     from matssl_featurizers.featurizers import SSLStructureFeaturizer

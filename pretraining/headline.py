@@ -128,16 +128,18 @@ def render(directories: list[Path], models: list[str], seeds: list[int], command
             f"**Hybrid presets + ElementProperty against ElementProperty alone:**\n\n{preset_verdicts(records)}\n")
 
 
-def card_evaluation(records: pd.DataFrame, model: str, seeds: list[int], heading: str) -> str:
-    """A model's MAEs beside those of its controls and ElementProperty on every task, and its verdict line."""
+def card_evaluation(records: pd.DataFrame, model: str, models: list[str], controls: tuple[str, str], seeds: list[int], heading: str) -> str:
+    """A model's MAEs beside those of its ``controls`` (``random:``, ``inputs:`` names) and ElementProperty on
+    every task, and its verdict line."""
     stats = summary(records)
-    random, inputs = controls_of([*structure_models(), model])[model]
+    random, inputs = controls
     rows = [model, *(f"{random}@{s}" for s in seeds), inputs, "ElementProperty"]
     lines = [heading, "", "| task | target | " + " | ".join(f"`{r}`" for r in rows) + " |", "|---|---|" + "---|" * len(rows)]
     for task, target in dict.fromkeys((t, g) for t, g, _ in stats.index):
         cells = [f"{stats.loc[(task, target, r)]['mean']:.4g} ± {stats.loc[(task, target, r)]['std']:.2g}" for r in rows]
         lines.append(f"| {task} | {target} | " + " | ".join(cells) + " |")
-    verdict = model_verdicts(records, [model], seeds).splitlines()[-1].split(" | ")
+    verdict = next(line for line in model_verdicts(records, models, seeds).splitlines() if line.startswith(f"| {model} |"))
+    verdict = verdict.split(" | ")
     lines += ["", f"Against every control on the seven targets of the shared tasks: lower MAE on {verdict[2]}; "
                   f"by more than one fold standard deviation on {verdict[3].rstrip(' |')}."]
     return "\n".join(lines)
@@ -163,14 +165,19 @@ def main(argv=None) -> int:
     p.add_argument("--out", type=Path, default=Path("eval") / "headline", help="default: %(default)s")
     p.add_argument("--readme", type=Path, default=None, help="put the result between the headline markers of this file")
     p.add_argument("--cards", action="store_true", help="write each model's results into its bundled model card")
+    p.add_argument("--reuse", action="store_true", help="render the results already under --out instead of evaluating again")
     args = p.parse_args(argv)
-    command = "python -m pretraining.headline " + " ".join(shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
+    given = [a for a in (sys.argv[1:] if argv is None else argv) if a != "--reuse"]  # the command that evaluates
+    command = "python -m pretraining.headline " + " ".join(shlex.quote(a) for a in given)
     models = structure_models()
     names = ",".join(featurizer_names(models))
     directories = []
     for task in args.tasks.split(","):
         file, targets = TASKS[task]
         out = args.out / args.split / task
+        if args.reuse and (out / "results.json").exists():
+            directories.append(out)
+            continue
         evaluate.main(["--data", str(args.data_dir / file), "--target", ",".join(targets), "--split", args.split,
                        "--folds", str(args.folds), "--random-seeds", args.random_seeds, "--max-features", str(args.max_features),
                        "--featurizers", names, "--out", str(out)])
@@ -187,9 +194,11 @@ def main(argv=None) -> int:
         heading = (f"Random forest on frozen features{forest}, {args.folds}-fold cross-validation of the {args.split} split of "
                    f"each task (never used for pretraining or model choice), MAE mean ± std over folds, beside random weights "
                    f"of the same architecture and the statistics of the input table. Made by `{command}`.")
+        controls = controls_of(models)
         for model in models:
             card = weights_io.bundled_root() / weights_io.bundled_index()[model]["directory"] / "README.md"
-            set_evaluation(card, card_evaluation(records, model, seeds, heading), section=f"Headline: {args.split} split")
+            set_evaluation(card, card_evaluation(records, model, models, controls[model], seeds, heading),
+                           section=f"Headline: {args.split} split")
     return 0
 
 

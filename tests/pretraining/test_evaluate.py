@@ -138,3 +138,12 @@ def test_a_model_name_with_a_component_count_gives_its_principal_components(tmp_
     featurizer = evaluate.make_featurizer(f"{model}#4", tmp_path)
     assert featurizer.n_components == 4 and len(featurizer.featurize(structures[0])) == 4
     assert evaluate.featurizer_identity(f"{model}#4") == evaluate.featurizer_identity(str(model))
+
+
+def test_a_preset_name_gives_the_hybrid_featurizer_of_that_preset(tmp_path, structures):
+    from matssl_featurizers.hybrid import HybridStructureFeaturizer
+
+    featurizer = evaluate.make_featurizer("preset:hybrid", tmp_path)
+    assert isinstance(featurizer, HybridStructureFeaturizer)
+    assert featurizer.get_params() == HybridStructureFeaturizer.from_preset("hybrid").get_params()
+    assert len(featurizer.featurize(structures[0])) == featurizer.n_features
