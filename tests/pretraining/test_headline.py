@@ -34,7 +34,7 @@ def test_a_card_section_has_the_model_its_controls_and_its_verdict(monkeypatch):
     monkeypatch.setattr(headline, "controls_of", lambda models: {"m": ("random:m", "inputs:m")})
     records = _records([("carbon24", "energy_per_atom", "m", [1.0, 1.0]), ("carbon24", "energy_per_atom", "random:m@0", [3.0, 3.0]),
                         ("carbon24", "energy_per_atom", "inputs:m", [0.5, 0.7]), ("carbon24", "energy_per_atom", "ElementProperty", [2.0, 2.2])])
-    text = headline.card_evaluation(records, "m", ["m"], ("random:m", "inputs:m"), [0], "heading")
+    text = headline.card_evaluation(records, "m", ("random:m", "inputs:m"), [0], "heading")
     assert "| carbon24 | energy_per_atom | 1 ± 0 | 3 ± 0 | 0.6 ± 0.14 | 2.1 ± 0.14 |" in text
     assert text.endswith("lower MAE on 0 of 1; by more than one fold standard deviation on 0 of 1.")
 
