@@ -75,7 +75,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="linear warm-up, then cosine decay to 0 at the end of --epochs (default: %(default)s)")
     p.add_argument("--constant-lr", action="store_true", help="no warm-up or decay")
     p.add_argument("--time-limit", type=float, default=None,
-                   help="hours: do not start an epoch that would end after this; continue later with --resume")
+                   help="hours of training, counted from the first epoch (reading data and building graphs come first): "
+                        "do not start an epoch that would end after this; continue later with --resume")
     p.add_argument("--weight-decay", type=float, default=0.0)
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (under torchrun: cuda:LOCAL_RANK)")
     p.add_argument("--amp", action="store_true", help="mixed precision: bf16 autocast (meant for CUDA)")
