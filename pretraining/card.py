@@ -26,19 +26,19 @@ DATA_LICENSES = {
     "carbon24": "Carbon-24, Pickard, Materials Cloud (open access)",
     "jarvis_dft3d": "JARVIS-DFT (NIST)",
 }
+LAYERS_READOUT = ("the mean, maximum and standard deviation over the sites of every CGCNN layer, input layer included, "
+                  "and the mean Gaussian expansion of the edge lengths")
 PAPER_NOTES = {  # where our method differs from its paper, or where the paper is silent
     "crystal-twins": [
-        "Readout (`readout=layers`, the default since 0.2): the mean, maximum and standard deviation over the sites "
-        "of every CGCNN layer, input layer included, and the mean Gaussian expansion of the edge lengths; the paper "
-        "mean-pools the last layer into a linear layer (`--readout head`).",
+        f"Readout (`readout=layers`, the default since 0.2): {LAYERS_READOUT}; the paper mean-pools the last layer "
+        "into a linear layer (`--readout head`).",
         "CGCNN's 92 element features are fixed inputs; 3 convolutions of width 64; projector "
         "Linear-BatchNorm-ReLU-Linear to 128; Barlow Twins standardises each dimension over the batch.",
         "Views: every site moved 0.05 Å in a random direction, then atoms and edges masked with probability 0.1 each.",
         "Adam with linear warm-up and cosine decay instead of a constant 1e-5; far fewer structures and epochs.",
     ],
     "crystalclr": [
-        "Readout (`readout=layers`): the mean, maximum and standard deviation over the sites of every CGCNN layer, "
-        "input layer included, and the mean Gaussian expansion of the edge lengths (`--readout head` gives the paper's).",
+        f"Readout (`readout=layers`): {LAYERS_READOUT} (`--readout head` gives the paper's).",
         "Augmentations on tensors, each with p = 0.5: site perturbation U(0, 0.5 x shortest distance), strain "
         "1 + U(0, 0.05) per lattice vector, column replace; NT-Xent + composition similarity, equally weighted.",
     ],
@@ -58,8 +58,7 @@ PAPER_NOTES = {  # where our method differs from its paper, or where the paper i
         "(15 % of elements masked, lattice strained by up to 5 % per vector, Gaussian position noise of 0.1 Å) and "
         "three heads: the masked elements, the noise (a rotation-equivariant sum over edge directions) and the "
         "volume strain (from the exported vector).",
-        "Readout (`readout=layers`): the mean, maximum and standard deviation over the sites of every CGCNN layer, "
-        "input layer included, and the mean Gaussian expansion of the edge lengths.",
+        f"Readout (`readout=layers`): {LAYERS_READOUT}.",
     ],
 }
 

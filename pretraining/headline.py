@@ -121,9 +121,8 @@ def preset_verdicts(records: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def render(directories: list[Path], models: list[str], seeds: list[int], command: str, folds: int, split: str,
-           max_features: float) -> str:
-    records = pd.concat([load_results(d) for d in directories], ignore_index=True)
+def render(directories: list[Path], records: pd.DataFrame, models: list[str], seeds: list[int], command: str, folds: int,
+           split: str, max_features: float) -> str:
     forest = "scikit-learn defaults" + (f" but max_features={max_features:g}" if max_features != 1.0 else "")
     return (f"Random forest ({forest}) on frozen features, {folds}-fold cross-validation of the {split} split "
             f"(up to 2,000 rows per task, never used for pretraining or model choice), MAE mean ± std over folds; "
@@ -188,13 +187,13 @@ def main(argv=None) -> int:
                        "--featurizers", names, "--out", str(out)])
         directories.append(out)
     seeds = [int(s) for s in args.random_seeds.split(",")]
-    text = render(directories, models, seeds, command, args.folds, args.split, args.max_features)
+    records = pd.concat([load_results(d) for d in directories], ignore_index=True)
+    text = render(directories, records, models, seeds, command, args.folds, args.split, args.max_features)
     (args.out / "results.md").write_text(text)
     print(text)
     if args.readme is not None:
         args.readme.write_text(replace_block(args.readme.read_text(), text))
     if args.cards:
-        records = pd.concat([load_results(d) for d in directories], ignore_index=True)
         forest = "" if args.max_features == 1.0 else f", max_features={args.max_features:g}"
         heading = (f"Random forest on frozen features{forest}, {args.folds}-fold cross-validation of the {args.split} split of "
                    f"each task (never used for pretraining or model choice), MAE mean ± std over folds, beside random weights "
