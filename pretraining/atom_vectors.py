@@ -3,9 +3,12 @@
     python -m pretraining.atom_vectors --weights runs/crysatom --data structures.jsonl.gz --out runs/crysatom-vectors
 
 The encoder (exported by ``python -m pretraining.run --method crysatom``) runs in eval mode over every
-structure of ``--data``; the vector of element Z is the mean of the embeddings of all Z sites in the
-whole corpus (not of the last batch holding Z). Elements that never occur get no vector; the card lists
-them. OUT receives ``atom_vectors.csv`` (see :mod:`matssl_featurizers.atom_vectors`) and ``README.md``.
+structure of ``--data`` (less the ids of ``--exclude`` files, e.g. the evaluation rows); the vector of
+element Z is the mean of the final node embeddings of all Z sites in the whole corpus (not of the last
+batch holding Z). Elements that never occur get no vector; the card lists them. The card also gives, for
+the same averages taken after each layer, how many main-group elements have a same-group nearest
+neighbour (:mod:`pretraining.periodic_groups`). OUT receives ``atom_vectors.csv`` (see
+:mod:`matssl_featurizers.atom_vectors`) and ``README.md``.
 """
 
 from __future__ import annotations
@@ -28,18 +31,20 @@ from . import card
 from .data import GraphDataset, build_graphs, graph_loader
 
 
-def element_sums(encoder, batches, device: str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
-    """Sum of node embeddings ``[119, F]`` (float64) and number of sites ``[119]`` per atomic number,
-    over every node of every batch."""
+def layer_sums(encoder, batches, device: str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
+    """Sum of node embeddings after every layer ``[L + 1, 119, F]`` (float64; the input embedding first,
+    the final node embeddings last) and number of sites ``[119]`` per atomic number, over every node of
+    every batch."""
     width = encoder.config["atom_fea_len"]
-    sums = torch.zeros(N_ELEMENTS + 1, width, dtype=torch.float64)
+    sums = torch.zeros(encoder.config["n_conv"] + 1, N_ELEMENTS + 1, width, dtype=torch.float64)
     counts = torch.zeros(N_ELEMENTS + 1, dtype=torch.long)
     encoder.eval()
     with torch.inference_mode():
         for batch in batches:
-            h = encoder.node_embeddings(batch.to(device)).double().cpu()
+            layers, _ = encoder.node_layers(batch.to(device))
             z = batch.atomic_numbers.cpu()
-            sums.index_add_(0, z, h)
+            for total, h in zip(sums, layers):
+                total.index_add_(0, z, h.double().cpu())
             counts.index_add_(0, z, torch.ones_like(z))
     return sums, counts
 
@@ -57,16 +62,24 @@ def vectors_table(sums: torch.Tensor, counts: torch.Tensor) -> pd.DataFrame:
 
 
 def extract(weights, data, batch_size: int = 256, device: str = "cpu", cache_dir=None, workers: int = 1,
-            progress: bool = True) -> pd.DataFrame:
-    """Atom vectors of the encoder ``weights`` averaged over the structures of ``data`` (see :func:`vectors_table`)."""
+            progress: bool = True, exclude=()) -> pd.DataFrame:
+    """Atom vectors of the encoder ``weights`` averaged over the structures of ``data`` without the ids
+    listed in the ``exclude`` files (see :func:`vectors_table`). ``attrs["layer_shares"]``: the same-group
+    nearest-neighbour share of the averages after each layer, input embedding first."""
+    from .periodic_groups import same_group_share
+    from .run import corpus_rows
+
     encoder = load_encoder(weights, device=device)
     if encoder.config.get("architecture") != "cgcnn":
         raise ValueError(f"{weights}: atom vectors come from a CGCNN encoder, not {encoder.config.get('architecture')!r}")
     store = build_graphs(data, cache_dir=cache_dir, workers=workers, progress=progress)
-    loader = graph_loader(GraphDataset(store), batch_size)
+    rows, _ = corpus_rows(store, exclude)
+    loader = graph_loader(GraphDataset(store, rows), batch_size)
     batches = tqdm(loader, desc="atom vectors", disable=not progress, unit="batch")
-    table = vectors_table(*element_sums(encoder, batches, device))
-    table.attrs["n_structures"] = len(store)
+    sums, counts = layer_sums(encoder, batches, device)
+    table = vectors_table(sums[-1], counts)
+    table.attrs["n_structures"] = len(rows)
+    table.attrs["layer_shares"] = [same_group_share(vectors_table(layer, counts))[0] for layer in sums]
     return table
 
 
@@ -91,6 +104,9 @@ def render_card(table: pd.DataFrame, command: str, weights: Path) -> str:
     _, _, training = encoder_card.partition("## Training data")
     training, _, _ = training.partition(card.EVALUATION_HEADING)
     share, count = same_group_share(table)
+    layers = table.attrs.get("layer_shares")
+    by_layer = ("\n- the same share for the averages taken after each layer (input embedding, then convolutions "
+                f"1-{len(layers) - 1}): " + ", ".join(f"{s:.0%}" for s in layers) + "." if layers else "")
     return f"""---
 license: {card.WEIGHTS_LICENSE}
 library_name: matssl-featurizers
@@ -112,8 +128,8 @@ Method: {CRYSATOM_CITATION}
 ## Extraction
 - command: `{card.portable(command)}`
 - the encoder runs in eval mode on the unmasked structures; each element's vector is the mean of its
-  node embeddings over every site of the corpus (the paper's released vectors were overwritten by the
-  last batch holding each element).
+  final node embeddings over every site of the corpus (the paper's released vectors were overwritten by
+  the last batch holding each element).
 
 ## Where the method differs from the paper
 - The paper's equations for the decoders are not legible in our copy; we reconstruct the 92 binary
@@ -126,7 +142,7 @@ Method: {CRYSATOM_CITATION}
 ## Coverage
 {coverage(table)}
 - periodic table: for {share:.0%} of the {count} main-group elements the nearest vector (raw cosine) belongs to an
-  element of the same group (`python -m pretraining.periodic_groups`).
+  element of the same group (`python -m pretraining.periodic_groups`).{by_layer}
 
 {card.EVALUATION_HEADING}
 Not evaluated yet. Run `python -m pretraining.evaluate_composition ... --card DIR` to put a random-forest
@@ -138,6 +154,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m pretraining.atom_vectors", description=__doc__.split("\n")[0])
     p.add_argument("--weights", required=True, type=Path, help="directory exported by pretraining.run --method crysatom")
     p.add_argument("--data", required=True, nargs="+")
+    p.add_argument("--exclude", type=Path, nargs="*", default=[], help="text files of ids (one per line) to leave out")
     p.add_argument("--out", required=True, type=Path)
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--device", default="cpu")
@@ -146,7 +163,8 @@ def main(argv=None) -> int:
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
     command = "python -m pretraining.atom_vectors " + " ".join(shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
-    table = extract(args.weights, args.data, args.batch_size, args.device, args.cache_dir, args.workers, not args.no_progress)
+    table = extract(args.weights, args.data, args.batch_size, args.device, args.cache_dir, args.workers,
+                    not args.no_progress, args.exclude)
     save_atom_vectors(table, args.out / ATOM_VECTORS_NAME)
     (args.out / CARD_NAME).write_text(render_card(table, command, args.weights))
     print(coverage(table))

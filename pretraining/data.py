@@ -218,16 +218,26 @@ def default_cache_dir() -> Path:
     return Path(base) / "matssl_featurizers" / "graphs"
 
 
+def _file_digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def _cache_key(paths, structure_column, limit=None) -> str:
+    """The cache file name of ``paths``: their contents (not their names or modification times, so a
+    fresh copy of the same data finds its graphs), in order, and the graph settings."""
     parts = [f"v{CACHE_VERSION}", f"cutoff={CUTOFF}", f"k={MAX_NEIGHBORS}", f"column={structure_column}"]
     if limit is not None:
         parts.append(f"limit={limit}")
     for path in paths:
-        path = Path(path).resolve()
-        members = sorted(path.rglob("*")) if path.is_dir() else [path]
+        path = Path(path)
+        members = sorted(m for m in path.rglob("*") if m.is_file()) if path.is_dir() else [path]
         for member in members:
-            stat = member.stat()
-            parts.append(f"{member}:{stat.st_size}:{stat.st_mtime_ns}")
+            name = member.relative_to(path).as_posix() if path.is_dir() else ""
+            parts.append(f"{name}:{_file_digest(member)}")
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:24]
 
 

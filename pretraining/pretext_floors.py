@@ -2,6 +2,8 @@
 
     python -m pretraining.pretext_floors --data a.jsonl.gz b.jsonl.gz --batch-size 256 --noise-std 0.1
 
+Give the run's ``--data``, ``--exclude`` and ``--seed`` to get its validation split.
+
 * CDSSL: the mean squared error of two trivial denoisers, copying the noisy graph's own edge features
   and predicting the mean clean edge, to compare with the validation loss in the model card.
 * CrystalCLR: the lowest value the composition-similarity loss can take on these batches (the mean over
@@ -13,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+from pathlib import Path
 
 import torch
 
@@ -21,7 +24,7 @@ from matssl_featurizers.graphs import GaussianDistance, edge_lengths
 from . import augmentations as aug
 from .data import GraphDataset, build_graphs, graph_loader
 from .methods import element_presence
-from .run import split_indices
+from .run import corpus_rows, split_indices
 
 
 def denoising_baselines(loader, noise_std: float, distance: GaussianDistance) -> dict:
@@ -66,13 +69,15 @@ def main(argv=None) -> int:
     p.add_argument("--data", required=True, nargs="+")
     p.add_argument("--batch-size", type=int, default=256, help="as in the run (the CS floor depends on it)")
     p.add_argument("--noise-std", type=float, default=0.1)
+    p.add_argument("--exclude", type=Path, nargs="*", default=[], help="as in the run: id files left out")
     p.add_argument("--seed", type=int, default=0, help="the run's seed: it picks the validation split")
     args = p.parse_args(argv)
 
     store = build_graphs(args.data, progress=False)
-    _, val_idx = split_indices(len(store), args.seed)
-    loader = graph_loader(GraphDataset(store, val_idx), args.batch_size)
-    everything = graph_loader(GraphDataset(store), 1024)
+    rows, _ = corpus_rows(store, args.exclude)
+    _, val_idx = split_indices(len(rows), args.seed)
+    loader = graph_loader(GraphDataset(store, rows[val_idx]), args.batch_size)
+    everything = graph_loader(GraphDataset(store, rows), 1024)
     torch.manual_seed(args.seed)
     report = {
         "n_validation": len(val_idx),

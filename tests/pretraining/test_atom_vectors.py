@@ -19,7 +19,8 @@ def encoder():
 def test_vectors_average_every_occurrence_in_the_corpus_not_the_last_batch(encoder, structures):
     chosen = structures[:30]
     batches = [collate([structure_to_graph(s) for s in chosen[i:i + 7]]) for i in range(0, 30, 7)]
-    table = atom_vectors.vectors_table(*atom_vectors.element_sums(encoder, batches))
+    sums, counts = atom_vectors.layer_sums(encoder, batches)
+    table = atom_vectors.vectors_table(sums[-1], counts)
     # by hand: every site of every structure, one structure at a time
     per_element = {}
     with torch.inference_mode():
@@ -36,8 +37,15 @@ def test_vectors_average_every_occurrence_in_the_corpus_not_the_last_batch(encod
     # an element spread over several batches: its vector is not that of the last batch alone
     oxygen_batches = [b for b in batches if (b.atomic_numbers == 8).any()]
     assert len(oxygen_batches) > 1
-    last = atom_vectors.vectors_table(*atom_vectors.element_sums(encoder, oxygen_batches[-1:]))
+    last_sums, last_counts = atom_vectors.layer_sums(encoder, oxygen_batches[-1:])
+    last = atom_vectors.vectors_table(last_sums[-1], last_counts)
     assert not np.allclose(last.loc["O"], table.loc["O"])
+    # the input layer does not see the environment: its average is the element's own input embedding
+    inputs = atom_vectors.vectors_table(sums[0], counts)
+    with torch.inference_mode():
+        own = encoder.embed_atoms(torch.tensor([Element(s).Z for s in inputs.index])).double().numpy()
+    np.testing.assert_allclose(inputs.to_numpy(), own, rtol=1e-5, atol=1e-6)
+    assert len(sums) == encoder.config["n_conv"] + 1
 
 
 def test_the_command_writes_a_table_and_a_card_naming_the_missing_elements(tmp_path, encoder, structures):
@@ -52,6 +60,8 @@ def test_the_command_writes_a_table_and_a_card_naming_the_missing_elements(tmp_p
     assert "pretraining.atom_vectors --weights" in card and "### Training procedure" in card and "- 1 epoch" in card
     assert "none" not in card.split("## Extraction")[0], "the encoder's evaluation is not copied"
     assert "main-group elements the nearest vector" in card
+    per_layer = card.split("after each layer (input embedding, then convolutions 1-2): ")[1].split(".\n")[0]
+    assert len(per_layer.split(", ")) == 3 and all(share.endswith("%") for share in per_layer.split(", "))
     never = [sym for z, sym in [(2, "He"), (10, "Ne"), (18, "Ar")] if z not in seen]
     assert never and all(sym in card.split("no vector")[1].split("\n")[0] for sym in never)
 
@@ -62,3 +72,16 @@ def test_a_megnet_encoder_is_refused(tmp_path):
     weights = save_encoder(MEGNetEncoder(width=8, hidden=8, n_blocks=1), tmp_path / "megnet")
     with pytest.raises(ValueError, match="CGCNN"):
         atom_vectors.extract(weights, [STRUCTURES_FILE], cache_dir=tmp_path / "cache", progress=False)
+
+
+def test_excluded_ids_are_left_out_of_the_averages(tmp_path, encoder):
+    from pretraining.data import iter_records
+
+    weights = save_encoder(encoder, tmp_path / "encoder")
+    ids = [rid for rid, _, _ in iter_records(STRUCTURES_FILE)]
+    (tmp_path / "exclude.txt").write_text("\n".join(ids[:100]))
+    kwargs = dict(cache_dir=tmp_path / "cache", progress=False)
+    everything = atom_vectors.extract(weights, [STRUCTURES_FILE], **kwargs)
+    rest = atom_vectors.extract(weights, [STRUCTURES_FILE], exclude=[tmp_path / "exclude.txt"], **kwargs)
+    assert (everything.attrs["n_structures"], rest.attrs["n_structures"]) == (len(ids), len(ids) - 100)
+    assert rest.attrs["count"].sum() < everything.attrs["count"].sum()

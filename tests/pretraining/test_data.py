@@ -1,5 +1,6 @@
 import gzip
 import json
+import shutil
 
 import pandas as pd
 import pytest
@@ -58,6 +59,18 @@ def test_graphs_are_built_once_then_read_from_the_cache(tmp_path, monkeypatch):
     second = data.build_graphs(STRUCTURES_FILE, cache_dir=tmp_path, progress=False)
     assert len(second) == len(first) == 150
     assert (second.edge_index == first.edge_index).all()
+
+
+def test_the_cache_follows_file_contents_not_paths_or_times(tmp_path):
+    copy = tmp_path / "copy" / STRUCTURES_FILE.name
+    copy.parent.mkdir()
+    shutil.copyfile(STRUCTURES_FILE, copy)  # a fresh copy: new path and modification time
+    assert data._cache_key([copy], None) == data._cache_key([STRUCTURES_FILE], None)
+    with gzip.open(copy, "rt") as handle:
+        first_line = handle.readline()
+    with gzip.open(copy, "wt") as handle:
+        handle.write(first_line)
+    assert data._cache_key([copy], None) != data._cache_key([STRUCTURES_FILE], None)
 
 
 def test_parallel_build_equals_serial(tmp_path):

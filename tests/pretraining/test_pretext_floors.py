@@ -36,3 +36,20 @@ def test_element_shares_count_structures_not_sites(structures):
     for symbol, share in shares.items():
         by_hand = sum(any(el.symbol == symbol for el in s.composition.elements) for s in structures[:48]) / 48
         assert abs(share - by_hand) < 1e-12, symbol
+
+
+def test_the_command_takes_the_runs_exclusions_to_find_its_validation_split(tmp_path, monkeypatch, capsys):
+    import json
+
+    from pretraining import pretext_floors
+    from pretraining.data import iter_records
+    from tests.conftest import STRUCTURES_FILE
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    ids = [rid for rid, _, _ in iter_records(STRUCTURES_FILE)]
+    (tmp_path / "exclude.txt").write_text("\n".join(ids[:50]))
+    reports = []
+    for extra in ([], ["--exclude", str(tmp_path / "exclude.txt")]):
+        assert pretext_floors.main(["--data", str(STRUCTURES_FILE), "--batch-size", "4", *extra]) == 0
+        reports.append(json.loads(capsys.readouterr().out))
+    assert [r["n_validation"] for r in reports] == [round(0.05 * len(ids)), round(0.05 * (len(ids) - 50))]
