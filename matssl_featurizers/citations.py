@@ -29,6 +29,11 @@ HU_CITATION = (
     "Liu, Bowen and Gomes, Joseph and Zitnik, Marinka and Liang, Percy and Pande, Vijay and Leskovec, Jure}, "
     "booktitle={International Conference on Learning Representations (ICLR)}, year={2020}, eprint={1905.12265}}"
 )
+CRYSATOM_CITATION = (
+    "@inproceedings{mukherjee2024crysatom, title={CrysAtom: Distributed Representation of Atoms for Crystal "
+    "Property Prediction}, author={Mukherjee, Shrimon and Ghosh, Madhusudan and Basuchowdhuri, Partha}, "
+    "booktitle={Learning on Graphs Conference (LoG)}, year={2024}}"
+)
 METHOD_CITATIONS = {  # method -> BibTeX entries (masked-denoising is this project's; it builds on the two cited)
     "masked-denoising": [ZAIDI_CITATION, HU_CITATION],
     "crystal-twins": [(
@@ -47,4 +52,5 @@ METHOD_CITATIONS = {  # method -> BibTeX entries (masked-denoising is this proje
         "author={New, Alexander and Le, Nam Q. and Pekala, Michael J. and Stiles, Christopher D.}, "
         "journal={arXiv preprint arXiv:2408.17255}, year={2024}}"
     )],
+    "crysatom": [CRYSATOM_CITATION],
 }

@@ -8,14 +8,9 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from .atom_vectors import CGCNN92, DEFAULT_ATOM_VECTORS, load_atom_vectors
-from .citations import CGCNN_CITATION
+from .citations import CGCNN_CITATION, CRYSATOM_CITATION
 from .featurizers import InProcessFeaturizer, _entries_as_list, entry_error
 
-CRYSATOM_CITATION = (
-    "@inproceedings{mukherjee2024crysatom, title={CrysAtom: Distributed Representation of Atoms for Crystal "
-    "Property Prediction}, author={Mukherjee, Shrimon and Ghosh, Madhusudan and Basuchowdhuri, Partha}, "
-    "booktitle={Learning on Graphs Conference (LoG)}, year={2024}}"
-)
 STATS = ("mean", "std_dev", "minimum", "maximum", "range")
 
 

@@ -23,7 +23,7 @@ import torch
 from tqdm.auto import tqdm
 
 from matssl_featurizers.atom_vectors import ATOM_VECTORS_NAME, save_atom_vectors
-from matssl_featurizers.composition import CRYSATOM_CITATION
+from matssl_featurizers.citations import CRYSATOM_CITATION
 from matssl_featurizers.encoders import N_ELEMENTS
 from matssl_featurizers.weights import CARD_NAME, load_encoder
 

@@ -123,7 +123,7 @@ df = featurizer.featurize_dataframe(df, "structure")
 
 ## Training procedure
 - command{"s (resumed with --resume)" if len(commands) > 1 else ""}: {"; then ".join(f"`{portable(c)}`" for c in commands)}
-- {len(history)} epochs; exported weights from epoch {best_epoch} (lowest validation loss, {best["val_loss"]:.4f})
+- {len(history)} epoch{"s" if len(history) != 1 else ""}; exported weights from epoch {best_epoch} (lowest validation loss, {best["val_loss"]:.4f})
 - pretext loss: train {first["train_loss"]:.4f} → {last["train_loss"]:.4f}, validation {first["val_loss"]:.4f} →
   {last["val_loss"]:.4f} (epoch {first["epoch"]} → {last["epoch"]})
 - options: `{json.dumps(options, sort_keys=True)}`

@@ -178,3 +178,11 @@ def test_cdssl_paper_loss_alone_leaves_the_readout_untrained(batch):
     method.loss(batch)[0].backward()
     untrained = {k.split(".")[0] for k, p in method.encoder.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0}
     assert untrained == {"blocks", "node_readout", "edge_readout"}
+
+
+def test_every_method_has_its_papers_citation_for_the_card():
+    from matssl_featurizers.citations import METHOD_CITATIONS
+    from pretraining.methods import METHODS
+
+    assert set(METHOD_CITATIONS) == set(METHODS)
+    assert all(entry.startswith("@") for entries in METHOD_CITATIONS.values() for entry in entries)
