@@ -26,6 +26,7 @@ import torch
 from tqdm.auto import tqdm
 
 from matssl_featurizers.graphs import CUTOFF, MAX_NEIGHBORS, collate_arrays, neighbor_arrays
+from matssl_featurizers.weights import sha256
 
 CACHE_VERSION = 1
 STRUCTURE_FILE_PATTERNS = ("*.cif", "*.vasp", "POSCAR*", "CONTCAR*")
@@ -218,14 +219,6 @@ def default_cache_dir() -> Path:
     return Path(base) / "matssl_featurizers" / "graphs"
 
 
-def _file_digest(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _cache_key(paths, structure_column, limit=None) -> str:
     """The cache file name of ``paths``: their contents (not their names or modification times, so a
     fresh copy of the same data finds its graphs), in order, and the graph settings."""
@@ -237,7 +230,7 @@ def _cache_key(paths, structure_column, limit=None) -> str:
         members = sorted(m for m in path.rglob("*") if m.is_file()) if path.is_dir() else [path]
         for member in members:
             name = member.relative_to(path).as_posix() if path.is_dir() else ""
-            parts.append(f"{name}:{_file_digest(member)}")
+            parts.append(f"{name}:{sha256(member)}")
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:24]
 
 
