@@ -104,7 +104,11 @@ def render_card(table: pd.DataFrame, command: str, weights: Path) -> str:
     _, _, training = encoder_card.partition("## Training data")
     training, _, _ = training.partition(card.EVALUATION_HEADING)
     share, count = same_group_share(table)
+    options = card.card_options(encoder_card)
+    losses = "node-feature and connectivity reconstruction + Barlow Twins" + (
+        ", plus this project's element term: see below" if options.get("element_weight") else "")
     layers = table.attrs.get("layer_shares")
+    element_note = "\n- " + card.element_term_note(options) if options.get("element_weight") else ""
     by_layer = ("\n- the same share for the averages taken after each layer (input embedding, then convolutions "
                 f"1-{len(layers) - 1}): " + ", ".join(f"{s:.0%}" for s in layers) + "." if layers else "")
     return f"""---
@@ -115,7 +119,7 @@ tags: [materials-science, atom-vectors, self-supervised, matminer, crysatom]
 # CrysAtom atom vectors
 
 One {table.shape[1]}-dim vector per element: the node embeddings of a CGCNN autoencoder pretrained with
-CrysAtom's losses (node-feature and connectivity reconstruction + Barlow Twins) by
+CrysAtom's losses ({losses}) by
 `python -m pretraining.run --method crysatom`, averaged per element over every site of the corpus.
 Use them with `CrysAtomFeaturizer` (composition statistics) or as fixed encoder inputs
 (`atom_input="crysatom"`).
@@ -137,7 +141,7 @@ Method: {CRYSATOM_CITATION}
   edges (0-12) between a node pair with a rank-one factorised bilinear layer, a sigmoid, a linear layer
   and a softmax (cross-entropy), on every connected pair and as many random pairs of the same crystal.
 - The graph is CGCNN's (12 nearest neighbours within 8 Å), so multiplicities are edges of that graph.
-- Barlow Twins ties the two views' mean-pooled node embeddings directly (no projector).
+- Barlow Twins ties the two views' mean-pooled node embeddings directly (no projector).{element_note}
 
 ## Coverage
 {coverage(table)}

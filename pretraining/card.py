@@ -61,6 +61,36 @@ PAPER_NOTES = {  # where our method differs from its paper, or where the paper i
         f"Readout (`readout=layers`): {LAYERS_READOUT}.",
     ],
 }
+PROTOTYPES = {
+    "learned": "a learned prototype vector per element",
+    "inputs": "the encoder's own input embeddings of the elements present in the batch (tied, as input and output "
+              "embeddings are in language models)",
+}
+
+
+def method_notes(method: str, options: dict) -> list[str]:
+    """Where a run differs from its paper: the method's standing notes, then the additions it switched on."""
+    notes = list(PAPER_NOTES.get(method, []))
+    if method == "crysatom" and options.get("element_weight"):
+        notes.append(element_term_note(options))
+    return notes
+
+
+def element_term_note(options: dict) -> str:
+    """What CrysAtom's element term (this project's addition) did in a run with these options."""
+    prototypes = PROTOTYPES[options.get("element_prototypes", "learned")]
+    return (f"Element term (`--element-weight {options['element_weight']}`, this project's addition, not in the paper): "
+            "on the atom-masked view every node's final embedding is classified into its element by cosine similarity "
+            f"(temperature {options.get('element_temperature', 0.1)}) to {prototypes}; masked sites must name their "
+            "element from the environment alone.")
+
+
+def card_options(text: str) -> dict:
+    """The method options recorded in a card written by :func:`render` (empty if there are none)."""
+    for line in text.splitlines():
+        if line.startswith("- options: `") and line.endswith("`"):
+            return json.loads(line[len("- options: `"):-1])
+    return {}
 
 
 def portable(command: str) -> str:
@@ -96,7 +126,7 @@ def render(*, name: str, method: str, citation: str, commands: list[str], data: 
     licences = sorted({DATA_LICENSES.get(s, "see the data's own licence") for s in sources})
     excluded = (f"; {data['n_excluded']} structures whose ids are listed in {', '.join(data['exclude'])} (the "
                 f"evaluation rows) and {data['n_duplicate_ids']} repeated ids left out") if data.get("exclude") else ""
-    notes = "\n".join(f"- {n}" for n in PAPER_NOTES.get(method, []))
+    notes = "\n".join(f"- {n}" for n in method_notes(method, options))
     return f"""---
 license: {WEIGHTS_LICENSE}
 library_name: matssl-featurizers

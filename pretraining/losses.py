@@ -76,6 +76,21 @@ def composition_similarity_loss(z_a: torch.Tensor, z_b: torch.Tensor, elements: 
     return -(torch.logsumexp(log_p, dim=1) - positive.sum(1).to(z_a.dtype).log()).mean()
 
 
+def element_prototype_loss(h: torch.Tensor, prototypes: torch.Tensor, elements: torch.Tensor,
+                           temperature: float = 0.1) -> torch.Tensor:
+    r"""Element identity by cosine similarity to one learned prototype per element, averaged over nodes:
+
+    .. math:: \ell_i = -\log \frac{\exp(\cos(h_i, p_{Z_i}) / \tau)}{\sum_{Z} \exp(\cos(h_i, p_Z) / \tau)}
+
+    On a masked site the element must come from the environment alone, so elements that occupy the
+    same kinds of sites get nearby prototypes; on the others ``h_i`` is drawn towards its element's
+    prototype, so per-element means of ``h`` take the prototypes' directions.
+    Shapes: ``h [N, F]``, ``prototypes [Z, F]``, ``elements [N]`` (atomic numbers) -> scalar.
+    """
+    logits = torch.nn.functional.normalize(h, dim=1) @ torch.nn.functional.normalize(prototypes, dim=1).T
+    return torch.nn.functional.cross_entropy(logits / temperature, elements)
+
+
 def node_feature_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     r"""Node-feature reconstruction (CrysAtom): binary cross-entropy between decoded logits and the
     0/1 element features of CGCNN, averaged over nodes and features; rows of ``target`` holding NaN

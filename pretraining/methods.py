@@ -13,8 +13,8 @@ from matssl_featurizers.encoders import MASK_TOKEN, N_ELEMENTS, build_encoder, e
 from matssl_featurizers.graphs import MAX_NEIGHBORS, edge_lengths, edge_vectors
 
 from . import augmentations as aug
-from .losses import (barlow_twins_loss, composition_similarity_loss, connectivity_loss, node_feature_loss,
-                     nt_xent_loss)
+from .losses import (barlow_twins_loss, composition_similarity_loss, connectivity_loss, element_prototype_loss,
+                     node_feature_loss, nt_xent_loss)
 
 CRYSTAL_TWINS_ENCODER = {
     "architecture": "cgcnn",
@@ -236,12 +236,20 @@ class CrysAtom(nn.Module):
 
     with ``feature_weight``, ``connectivity_weight``, ``barlow_weight`` = 0.25 / 0.25 / 0.5 (the paper's).
     Reconstruction terms are averaged over the two views. ``atom_input``: the encoder's element inputs.
+
+    ``element_weight`` > 0 adds this project's element term :math:`w_Z \mathcal{L}_Z` (not in the paper; 0,
+    the default, is the paper's method): on the atom-masked view every node's final embedding is classified
+    into its element by cosine similarity to prototypes (:func:`~pretraining.losses.element_prototype_loss`,
+    temperature ``element_temperature``), the masked sites from their environment alone. ``element_prototypes``:
+    ``"learned"``, a free vector per element, or ``"inputs"``, the encoder's own input embeddings of the
+    elements present in the batch (tied, as in language models; no extra parameters).
     """
 
     def __init__(self, encoder_config: dict | None = None, atom_dim: int = 200, lambd: float = 0.0051,
                  atom_mask_ratio: float = 0.1, edge_mask_ratio: float = 0.1, feature_weight: float = 0.25,
                  connectivity_weight: float = 0.25, barlow_weight: float = 0.5, decoder_hidden: int = 64,
-                 atom_input: str = "cgcnn92"):
+                 atom_input: str = "cgcnn92", element_weight: float = 0.0, element_temperature: float = 0.1,
+                 element_prototypes: str = "learned"):
         super().__init__()
         self.encoder = build_encoder(encoder_config or {**CRYSATOM_ENCODER, "atom_fea_len": atom_dim, "atom_input": atom_input})
         width = self.encoder.config["atom_fea_len"]
@@ -252,6 +260,21 @@ class CrysAtom(nn.Module):
         self.multiplicity_decoder = nn.Linear(decoder_hidden, MAX_NEIGHBORS + 1)
         self.lambd, self.atom_mask_ratio, self.edge_mask_ratio = lambd, atom_mask_ratio, edge_mask_ratio
         self.weights = {"feature": feature_weight, "connectivity": connectivity_weight, "barlow_twins": barlow_weight}
+        if element_prototypes not in ("learned", "inputs"):
+            raise ValueError(f"element_prototypes must be 'learned' or 'inputs', not {element_prototypes!r}")
+        if element_weight:
+            self.weights["element"] = element_weight
+            if element_prototypes == "learned":
+                self.element_prototypes = nn.Parameter(torch.randn(N_ELEMENTS + 1, width) / width**0.5)
+        self.element_temperature, self.prototype_source = element_temperature, element_prototypes
+
+    def element_loss(self, h: torch.Tensor, batch) -> torch.Tensor:
+        """The element term on node embeddings ``h [N, F]``: against learned prototypes of every element, or
+        against the encoder's own input embeddings of the elements present in the batch."""
+        if self.prototype_source == "learned":
+            return element_prototype_loss(h, self.element_prototypes, batch.atomic_numbers, self.element_temperature)
+        present, index = torch.unique(batch.atomic_numbers, return_inverse=True)
+        return element_prototype_loss(h, self.encoder.embed_atoms(present), index, self.element_temperature)
 
     def reconstruction_losses(self, h: torch.Tensor, batch) -> tuple[torch.Tensor, torch.Tensor]:
         """Node-feature and connectivity losses of node embeddings ``h [N, F]`` against the clean ``batch``."""
@@ -273,6 +296,8 @@ class CrysAtom(nn.Module):
             "barlow_twins": barlow_twins_loss(mean_pool(h_a, node_graph, graphs),
                                               mean_pool(h_b, node_graph, graphs), self.lambd),
         }
+        if "element" in self.weights:
+            terms["element"] = self.element_loss(h_a, batch)
         loss = sum(self.weights[name] * value for name, value in terms.items())
         metrics = {name: float(value.detach()) for name, value in terms.items()}
         metrics["loss"] = float(loss.detach())

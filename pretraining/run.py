@@ -107,7 +107,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     method_options.add_argument("--readout", default=None,
                                 help="the encoder's structure vector: layers or head (CGCNN methods), set2set or layers (cdssl)")
     method_options.add_argument("--mask-ratio", type=float, default=None, help="masked-denoising: share of masked elements")
-    method_options.add_argument("--element-weight", type=float, default=None, help="masked-denoising: weight of element prediction")
+    method_options.add_argument("--element-weight", type=float, default=None,
+                                help="masked-denoising, crysatom: weight of element prediction (crysatom: 0, the paper's, by default)")
+    method_options.add_argument("--element-temperature", type=float, default=None,
+                                help="crysatom: temperature of the element-prototype term")
+    method_options.add_argument("--element-prototypes", default=None,
+                                help="crysatom: learned (one free vector per element) or inputs (the encoder's input embeddings)")
     method_options.add_argument("--noise-weight", type=float, default=None, help="masked-denoising: weight of noise prediction")
     method_options.add_argument("--strain-weight", type=float, default=None,
                                 help="masked-denoising: weight of strain prediction (0: no strain applied)")
@@ -127,7 +132,8 @@ def parse_args(argv=None) -> argparse.Namespace:
 METHOD_OPTIONS = ("perturb_distance", "atom_mask_ratio", "edge_mask_ratio", "lambd", "loss", "temperature", "p_augment",
                   "perturb_fraction", "max_strain", "supercell", "noise_std", "graph_weight", "readout", "mask_ratio",
                   "element_weight", "noise_weight", "strain_weight", "atom_input", "atom_dim", "feature_weight",
-                  "connectivity_weight", "barlow_weight", "decoder_hidden")
+                  "connectivity_weight", "barlow_weight", "decoder_hidden", "element_temperature",
+                  "element_prototypes")
 
 
 def method_kwargs(args) -> dict:

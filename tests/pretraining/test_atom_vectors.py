@@ -1,3 +1,5 @@
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -64,6 +66,21 @@ def test_the_command_writes_a_table_and_a_card_naming_the_missing_elements(tmp_p
     assert len(per_layer.split(", ")) == 3 and all(share.endswith("%") for share in per_layer.split(", "))
     never = [sym for z, sym in [(2, "He"), (10, "Ne"), (18, "Ar")] if z not in seen]
     assert never and all(sym in card.split("no vector")[1].split("\n")[0] for sym in never)
+    assert "element term" not in card, "an encoder trained with the paper's losses only"
+
+
+def test_the_card_describes_the_element_term_when_the_encoder_was_trained_with_it(tmp_path, encoder):
+    from pretraining import card as cards
+
+    options = {"element_weight": 1.0, "element_prototypes": "inputs", "element_temperature": 0.1}
+    encoder_card = f"# encoder\n## Training data\n- fixtures\n## Training procedure\n- options: `{json.dumps(options)}`\n"
+    weights = save_encoder(encoder, tmp_path / "encoder", card=encoder_card)
+    out = tmp_path / "vectors"
+    atom_vectors.main(["--weights", str(weights), "--data", str(STRUCTURES_FILE), "--out", str(out),
+                       "--cache-dir", str(tmp_path / "cache"), "--no-progress"])
+    card = (out / "README.md").read_text()
+    assert "Barlow Twins, plus this project's element term" in card
+    assert cards.element_term_note(options) in card
 
 
 def test_a_megnet_encoder_is_refused(tmp_path):

@@ -13,3 +13,23 @@ def test_a_subsection_is_replaced_in_place_or_appended(tmp_path):
     assert card.EVALUATION_PLACEHOLDER not in text
     card.set_evaluation(path, "everything")
     assert card.evaluation_of(path) == "everything"
+
+
+def _crysatom_card(options):
+    history = [{"epoch": 1, "train_loss": 2.0, "val_loss": 1.5, "lr": 1e-3, "seconds": 10.0}]
+    data = {"paths": ["../shared/data/carbon24.jsonl.gz"], "n_structures": 10, "n_skipped": 0, "n_train": 9, "n_val": 1}
+    return card.render(name="crysatom", method="crysatom", citation="", commands=["python -m pretraining.run"], data=data,
+                       options=options, history=history, best_epoch=1,
+                       config={"architecture": "cgcnn", "atom_fea_len": 8, "n_conv": 1, "readout": "head", "out_dim": 0})
+
+
+def test_a_card_notes_the_element_term_only_when_the_run_switched_it_on_and_records_its_options():
+    options = {"element_weight": 0.5, "element_prototypes": "inputs", "element_temperature": 0.1, "lambd": 0.0051}
+    paper = _crysatom_card({**options, "element_weight": 0.0})
+    added = _crysatom_card(options)
+    assert "Element term" not in paper
+    assert card.element_term_note(options) in added and "`--element-weight 0.5`" in added
+    assert card.PROTOTYPES["inputs"] in added and card.PROTOTYPES["learned"] not in added
+    assert card.PAPER_NOTES["crysatom"][0] in paper and card.PAPER_NOTES["crysatom"][0] in added
+    assert card.card_options(added) == options
+    assert card.card_options("# a card without options") == {}

@@ -5,7 +5,7 @@ import math
 import pytest
 
 from pretraining.losses import (barlow_twins_loss, composition_similarity_loss, connectivity_loss, cross_correlation,
-                                node_feature_loss, nt_xent_loss)
+                                element_prototype_loss, node_feature_loss, nt_xent_loss)
 
 
 def test_identical_views_have_unit_diagonal_and_lower_loss_than_unrelated_views():
@@ -111,3 +111,14 @@ def test_connectivity_loss_is_the_log_probability_of_the_true_multiplicity():
     by_hand = -(log_p[0, 2] + log_p[1, 0]) / 2
     torch.testing.assert_close(connectivity_loss(logits, multiplicity), by_hand)
     assert math.isclose(connectivity_loss(torch.zeros(1, 13), torch.tensor([5])).item(), math.log(13), rel_tol=1e-6)
+
+
+def test_element_prototype_loss_by_hand_and_minimal_when_nodes_point_at_their_prototype():
+    prototypes = torch.tensor([[1.0, 0.0], [0.0, 2.0], [-1.0, 0.0]])
+    h = torch.tensor([[3.0, 0.0], [1.0, 1.0]])
+    elements = torch.tensor([0, 1])
+    cos = torch.tensor([[1.0, 0.0, -1.0], [2**-0.5, 2**-0.5, -(2**-0.5)]])
+    by_hand = -(cos / 0.5).log_softmax(1)[[0, 1], [0, 1]].mean()
+    torch.testing.assert_close(element_prototype_loss(h, prototypes, elements, temperature=0.5), by_hand)
+    aligned = element_prototype_loss(prototypes[elements] * 5, prototypes, elements, 0.1)
+    assert aligned < element_prototype_loss(prototypes[[2, 0]], prototypes, elements, 0.1)

@@ -3,7 +3,7 @@ import torch
 
 from matssl_featurizers.graphs import collate, edge_lengths, structure_to_graph
 from pretraining import augmentations as aug
-from pretraining.losses import barlow_twins_loss, connectivity_loss, node_feature_loss
+from pretraining.losses import barlow_twins_loss, connectivity_loss, element_prototype_loss, node_feature_loss
 from pretraining.methods import CDSSL, METHODS, CrysAtom, CrystalCLR, element_presence, node_pairs
 
 
@@ -148,6 +148,48 @@ def test_crysatom_training_lowers_both_reconstruction_losses(batch):
     assert history[-1]["connectivity"] < 0.8 * history[0]["connectivity"]
     chance = connectivity_loss(torch.zeros(1, 13), torch.tensor([0])).item()
     assert history[-1]["connectivity"] < chance
+
+
+def test_crysatom_element_term_is_off_by_default_and_adds_the_prototype_loss_of_the_masked_view(batch):
+    assert "element" not in CrysAtom(atom_dim=32).weights
+    assert not hasattr(CrysAtom(atom_dim=32), "element_prototypes"), "the paper's method keeps its checkpoint layout"
+    torch.manual_seed(0)
+    method = CrysAtom(atom_dim=32, element_weight=0.4, element_temperature=0.2)
+    torch.manual_seed(1)
+    loss, metrics = method.loss(batch)
+    assert metrics["loss"] == pytest.approx(0.25 * metrics["feature"] + 0.25 * metrics["connectivity"]
+                                            + 0.5 * metrics["barlow_twins"] + 0.4 * metrics["element"], rel=1e-5)
+    torch.manual_seed(1)
+    h_a = method.encoder.node_embeddings(aug.mask_atoms(batch, 0.1))
+    by_hand = element_prototype_loss(h_a, method.element_prototypes, batch.atomic_numbers, 0.2)
+    assert metrics["element"] == pytest.approx(by_hand.item(), rel=1e-5)
+    loss.backward()
+    assert method.element_prototypes.grad[batch.atomic_numbers.unique()].abs().sum(1).min() > 0
+
+
+def test_crysatom_element_term_against_the_input_embeddings_of_the_elements_in_the_batch(batch):
+    torch.manual_seed(0)
+    method = CrysAtom(atom_dim=32, element_weight=1.0, element_prototypes="inputs")
+    assert not hasattr(method, "element_prototypes"), "no free vectors: the encoder's input embeddings are the prototypes"
+    torch.manual_seed(1)
+    loss, metrics = method.loss(batch)
+    torch.manual_seed(1)
+    h_a = method.encoder.node_embeddings(aug.mask_atoms(batch, 0.1))
+    present = sorted(set(batch.atomic_numbers.tolist()))
+    prototypes = method.encoder.embed_atoms(torch.tensor(present))
+    index = torch.tensor([present.index(z) for z in batch.atomic_numbers.tolist()])
+    assert metrics["element"] == pytest.approx(element_prototype_loss(h_a, prototypes, index, 0.1).item(), rel=1e-5)
+    method.encoder.zero_grad()
+    method.element_loss(h_a.detach(), batch).backward()
+    assert method.encoder.embedding.weight.grad.abs().sum() > 0, "the term shapes the input embedding too"
+    with pytest.raises(ValueError, match="learned' or 'inputs"):
+        CrysAtom(atom_dim=32, element_weight=1.0, element_prototypes="table")
+
+
+def test_crysatom_element_term_learns_to_name_the_elements(batch):
+    torch.manual_seed(0)
+    history = _train(CrysAtom(atom_dim=32, element_weight=1.0), batch, 20)
+    assert history[-1]["element"] < 0.5 * history[0]["element"]
 
 
 @pytest.mark.parametrize("name", sorted(METHODS))
