@@ -78,7 +78,7 @@ def composition_similarity_loss(z_a: torch.Tensor, z_b: torch.Tensor, elements: 
 
 def element_prototype_loss(h: torch.Tensor, prototypes: torch.Tensor, elements: torch.Tensor,
                            temperature: float = 0.1) -> torch.Tensor:
-    r"""Element identity by cosine similarity to one learned prototype per element, averaged over nodes:
+    r"""Element identity by cosine similarity to one prototype per element, averaged over nodes:
 
     .. math:: \ell_i = -\log \frac{\exp(\cos(h_i, p_{Z_i}) / \tau)}{\sum_{Z} \exp(\cos(h_i, p_Z) / \tau)}
 

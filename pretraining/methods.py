@@ -228,7 +228,7 @@ class CrysAtom(nn.Module):
     crystal, one atom-masked (``atom_mask_ratio``) and one edge-masked (``edge_mask_ratio``). On each view
     two decoders reconstruct the ORIGINAL crystal: a linear layer predicts every node's 92 CGCNN element
     features (:func:`~pretraining.losses.node_feature_loss`), and a bilinear decoder
-    :math:`\mathrm{softmax}(W_2\,\sigma(h_i^	op W_1 h_j + b_1) + b_2)` predicts the number of edges
+    :math:`\mathrm{softmax}(W_2\,\sigma(h_i^\top W_1 h_j + b_1) + b_2)` predicts the number of edges
     between node pairs (0 to ``MAX_NEIGHBORS``; :func:`node_pairs`, :func:`~pretraining.losses.connectivity_loss`).
     Barlow Twins (``lambd``) ties the mean-pooled node embeddings of the two views. The loss is
 
