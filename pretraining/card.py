@@ -13,6 +13,8 @@ import os
 import shlex
 from pathlib import Path
 
+from .methods import ELEMENT_PROTOTYPES
+
 EVALUATION_HEADING = "## Evaluation"
 EVALUATION_PLACEHOLDER = (
     "Not evaluated yet. Run `python -m pretraining.evaluate ... --card DIR` to put a random-forest "
@@ -61,11 +63,6 @@ PAPER_NOTES = {  # where our method differs from its paper, or where the paper i
         f"Readout (`readout=layers`): {LAYERS_READOUT}.",
     ],
 }
-PROTOTYPES = {
-    "learned": "a learned prototype vector per element",
-    "inputs": "the encoder's own input embeddings of the elements present in the batch (tied, as input and output "
-              "embeddings are in language models)",
-}
 
 
 def method_notes(method: str, options: dict) -> list[str]:
@@ -78,7 +75,7 @@ def method_notes(method: str, options: dict) -> list[str]:
 
 def element_term_note(options: dict) -> str:
     """What CrysAtom's element term (this project's addition) did in a run with these options."""
-    prototypes = PROTOTYPES[options.get("element_prototypes", "learned")]
+    prototypes = ELEMENT_PROTOTYPES[options.get("element_prototypes", "learned")]
     return (f"Element term (`--element-weight {options['element_weight']}`, this project's addition, not in the paper): "
             "on the atom-masked view every node's final embedding is classified into its element by cosine similarity "
             f"(temperature {options.get('element_temperature', 0.1)}) to {prototypes}; masked sites must name their "
@@ -191,13 +188,13 @@ def set_section(card_path: Path, heading: str, text: str, before: str = EVALUATI
 
 
 def evaluation_of(card_path: Path) -> str:
-    """The body of the evaluation section (up to the next ``## `` heading)."""
+    """The body of the evaluation section (up to the next ``## `` heading); the placeholder when the card has
+    no such section or an empty one."""
     text = Path(card_path).read_text()
     _, found, tail = text.partition(EVALUATION_HEADING + "\n")
-    if not found:
-        return EVALUATION_PLACEHOLDER
     end = tail.find("\n## ")
-    return (tail[:end] if end >= 0 else tail).strip()
+    body = (tail[:end] if end >= 0 else tail).strip()
+    return body if found and body else EVALUATION_PLACEHOLDER
 
 
 def set_evaluation(card_path: Path, evaluation: str, section: str | None = None) -> None:

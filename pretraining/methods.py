@@ -218,6 +218,11 @@ CRYSATOM_ENCODER = {
     "cutoff": 8.0,
     "gaussian_step": 0.2,
 }
+ELEMENT_PROTOTYPES = {  # CrysAtom's element term: what each node's final embedding is classified against
+    "learned": "a learned prototype vector per element",
+    "inputs": "the encoder's own input embeddings of the elements present in the batch (tied, as input and output "
+              "embeddings are in language models)",
+}
 
 
 class CrysAtom(nn.Module):
@@ -260,8 +265,8 @@ class CrysAtom(nn.Module):
         self.multiplicity_decoder = nn.Linear(decoder_hidden, MAX_NEIGHBORS + 1)
         self.lambd, self.atom_mask_ratio, self.edge_mask_ratio = lambd, atom_mask_ratio, edge_mask_ratio
         self.weights = {"feature": feature_weight, "connectivity": connectivity_weight, "barlow_twins": barlow_weight}
-        if element_prototypes not in ("learned", "inputs"):
-            raise ValueError(f"element_prototypes must be 'learned' or 'inputs', not {element_prototypes!r}")
+        if element_prototypes not in ELEMENT_PROTOTYPES:
+            raise ValueError(f"element_prototypes must be one of {', '.join(ELEMENT_PROTOTYPES)}, not {element_prototypes!r}")
         if element_weight:
             self.weights["element"] = element_weight
             if element_prototypes == "learned":

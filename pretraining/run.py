@@ -41,7 +41,7 @@ from matssl_featurizers.weights import CARD_NAME, CHECKSUMS_NAME, CONFIG_NAME, W
 
 from . import card, distributed
 from .data import GraphDataset, build_graphs, graph_loader
-from .methods import METHODS
+from .methods import ELEMENT_PROTOTYPES, METHODS
 
 VALIDATION_FRACTION = 0.05
 TRAINING_DEFAULTS = {  # the settings that produced the bundled weights
@@ -111,7 +111,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                                 help="masked-denoising, crysatom: weight of element prediction (crysatom: 0, the paper's, by default)")
     method_options.add_argument("--element-temperature", type=float, default=None,
                                 help="crysatom: temperature of the element-prototype term")
-    method_options.add_argument("--element-prototypes", default=None,
+    method_options.add_argument("--element-prototypes", default=None, choices=ELEMENT_PROTOTYPES,
                                 help="crysatom: learned (one free vector per element) or inputs (the encoder's input embeddings)")
     method_options.add_argument("--noise-weight", type=float, default=None, help="masked-denoising: weight of noise prediction")
     method_options.add_argument("--strain-weight", type=float, default=None,

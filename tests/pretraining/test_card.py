@@ -1,4 +1,5 @@
 from pretraining import card
+from pretraining.methods import ELEMENT_PROTOTYPES
 
 
 def test_a_subsection_is_replaced_in_place_or_appended(tmp_path):
@@ -29,7 +30,17 @@ def test_a_card_notes_the_element_term_only_when_the_run_switched_it_on_and_reco
     added = _crysatom_card(options)
     assert "Element term" not in paper
     assert card.element_term_note(options) in added and "`--element-weight 0.5`" in added
-    assert card.PROTOTYPES["inputs"] in added and card.PROTOTYPES["learned"] not in added
+    assert ELEMENT_PROTOTYPES["inputs"] in added and ELEMENT_PROTOTYPES["learned"] not in added
     assert card.PAPER_NOTES["crysatom"][0] in paper and card.PAPER_NOTES["crysatom"][0] in added
     assert card.card_options(added) == options
     assert card.card_options("# a card without options") == {}
+
+
+def test_an_empty_or_missing_evaluation_section_reads_as_the_placeholder(tmp_path):
+    path = tmp_path / "README.md"
+    path.write_text(f"# model\n\n{card.EVALUATION_HEADING}\n\n## Differences from the paper\n- none\n")
+    assert card.evaluation_of(path) == card.EVALUATION_PLACEHOLDER
+    path.write_text("# model\n\ntext\n")
+    assert card.evaluation_of(path) == card.EVALUATION_PLACEHOLDER
+    path.write_text(f"# model\n\n{card.EVALUATION_HEADING}\nMAE 0.2\n\n## Differences from the paper\n- none\n")
+    assert card.evaluation_of(path) == "MAE 0.2"

@@ -182,7 +182,7 @@ def test_crysatom_element_term_against_the_input_embeddings_of_the_elements_in_t
     method.encoder.zero_grad()
     method.element_loss(h_a.detach(), batch).backward()
     assert method.encoder.embedding.weight.grad.abs().sum() > 0, "the term shapes the input embedding too"
-    with pytest.raises(ValueError, match="learned' or 'inputs"):
+    with pytest.raises(ValueError, match="one of learned, inputs"):
         CrysAtom(atom_dim=32, element_weight=1.0, element_prototypes="table")
 
 
