@@ -9,6 +9,7 @@ import pytest
 
 FIXTURES = Path(__file__).parent / "fixtures"
 STRUCTURES_FILE = FIXTURES / "structures.jsonl.gz"
+RELEASE_0_1 = FIXTURES / "crystalclr-0.1"  # the crystalclr folder of release 0.1 as it shipped: the old head readout
 
 
 def read_rows():

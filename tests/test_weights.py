@@ -10,6 +10,7 @@ import torch
 from matssl_featurizers import weights
 from matssl_featurizers.encoders import CGCNNEncoder, MEGNetEncoder
 from matssl_featurizers.graphs import collate, structure_to_graph
+from tests.conftest import RELEASE_0_1
 
 
 @pytest.fixture
@@ -83,11 +84,24 @@ def test_list_models_describes_the_bundled_models():
     assert weights.DEFAULT_MODEL in table.index
     row = table.loc[weights.DEFAULT_MODEL]
     assert row["n_features"] == 809 and row["n_components"] >= 32 and row["default"] and row["trained_on"]
-    assert table.loc[["masked-denoising", "crystal-twins", "crystalclr", "cdssl"], "n_features"].tolist() == [809, 809, 128, 160]
-    assert table.loc["crystalclr", "readout"] == "head" and table.loc["masked-denoising", "readout"] == "layers"
+    assert table.loc[["masked-denoising", "crystal-twins", "crystalclr", "cdssl"], "n_features"].tolist() == [809, 809, 809, 160]
+    assert (table.loc[["masked-denoising", "crystal-twins", "crystalclr"], "readout"] == "layers").all()
     assert table.loc["cdssl", "architecture"] == "megnet" and table["default"].sum() == 1
     for name, entry in table.iterrows():
         assert entry["weights"].startswith("bundled") and "structures" in entry["trained_on"], name
+
+
+def test_weights_of_release_0_1_still_load_with_their_head_readout(structures):
+    from matssl_featurizers import SSLStructureFeaturizer
+
+    config = json.loads((RELEASE_0_1 / "config.json").read_text())
+    assert "readout" not in config and "format_version" not in config, "a config written before the layers readout"
+    encoder = weights.load_encoder(RELEASE_0_1)
+    assert encoder.config["readout"] == "head" and encoder.out_dim == 128
+    featurizer = SSLStructureFeaturizer(weights=str(RELEASE_0_1))
+    vectors = torch.tensor(featurizer.featurize_many(structures[:6], pbar=False))
+    assert vectors.shape == (6, 128) and len(featurizer.feature_labels()) == 128 and torch.isfinite(vectors).all()
+    assert torch.linalg.matrix_rank(vectors - vectors.mean(0)) >= 4, "structures are told apart"
 
 
 def _lay_out_hub_cache(cache, repo, files_dir, commit):

@@ -8,7 +8,7 @@ import torch
 
 from matssl_featurizers import weights
 from pretraining import evaluate
-from tests.conftest import STRUCTURES_FILE
+from tests.conftest import RELEASE_0_1, STRUCTURES_FILE
 
 
 def test_pretrained_against_random_weights_on_identical_folds(tmp_path):
@@ -125,7 +125,12 @@ def test_default_set_has_every_bundled_model_its_control_and_the_baselines():
             "ElementProperty", "SineCoulombMatrix", "crystal-twins+ElementProperty"} <= set(names)
     assert "SiteStatsFingerprint" not in names  # minutes per thousand structures: only when asked for
     assert "random:crystal-twins" not in names  # the same random CGCNN as random:masked-denoising
-    assert "random:crystalclr" in names  # its readout (head) makes it another architecture
+    assert "random:crystalclr" not in names  # CGCNN with the layers readout again
+
+
+def test_a_model_with_the_old_head_readout_is_another_architecture():
+    assert evaluate.distinct_architectures(["masked-denoising", str(RELEASE_0_1), "crystalclr"]) == [
+        "masked-denoising", str(RELEASE_0_1)], "the head readout's output layer makes it another encoder"
 
 
 def test_a_model_name_with_a_component_count_gives_its_principal_components(tmp_path, structures):
