@@ -5,7 +5,8 @@
 The encoder (exported by ``python -m pretraining.run --method crysatom``) runs in eval mode over every
 structure of ``--data`` (less the ids of ``--exclude`` files, e.g. the evaluation rows); the vector of
 element Z is the mean of the final node embeddings of all Z sites in the whole corpus (not of the last
-batch holding Z). Elements that never occur get no vector; the card lists them. The card also gives, for
+batch holding Z). ``--weighting structures`` (this project's option) instead lets every structure count
+once: Z's mean within each structure holding Z, averaged over those structures. Elements that never occur get no vector; the card lists them. The card also gives, for
 the same averages taken after each layer, how many main-group elements have a same-group nearest
 neighbour (:mod:`pretraining.periodic_groups`). OUT receives ``atom_vectors.csv`` (see
 :mod:`matssl_featurizers.atom_vectors`) and ``README.md``.
@@ -31,10 +32,21 @@ from . import card
 from .data import GraphDataset, build_graphs, graph_loader
 
 
-def layer_sums(encoder, batches, device: str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
-    """Sum of node embeddings after every layer ``[L + 1, 119, F]`` (float64; the input embedding first,
-    the final node embeddings last) and number of sites ``[119]`` per atomic number, over every node of
-    every batch."""
+WEIGHTINGS = {
+    "sites": "every site counts once: the mean over all its sites in the corpus (the paper's average over all occurrences)",
+    "structures": "every structure counts once: the element's mean within each structure holding it, averaged over "
+                  "those structures (this project's option; an element's many sites in a few large cells do not "
+                  "outweigh its other structures)",
+}
+
+
+def layer_sums(encoder, batches, device: str = "cpu", weighting: str = "sites") -> tuple[torch.Tensor, torch.Tensor]:
+    """Sums of node embeddings after every layer ``[L + 1, 119, F]`` (float64; the input embedding first,
+    the final node embeddings last) and their counts ``[119]`` per atomic number, over every batch: with
+    ``weighting="sites"`` the sum and number of an element's sites; with ``"structures"`` the sum of its
+    per-structure means and the number of structures holding it."""
+    if weighting not in WEIGHTINGS:
+        raise ValueError(f"weighting must be one of {', '.join(WEIGHTINGS)}, not {weighting!r}")
     width = encoder.config["atom_fea_len"]
     sums = torch.zeros(encoder.config["n_conv"] + 1, N_ELEMENTS + 1, width, dtype=torch.float64)
     counts = torch.zeros(N_ELEMENTS + 1, dtype=torch.long)
@@ -43,15 +55,24 @@ def layer_sums(encoder, batches, device: str = "cpu") -> tuple[torch.Tensor, tor
         for batch in batches:
             layers, _ = encoder.node_layers(batch.to(device))
             z = batch.atomic_numbers.cpu()
+            if weighting == "sites":
+                for total, h in zip(sums, layers):
+                    total.index_add_(0, z, h.double().cpu())
+                counts.index_add_(0, z, torch.ones_like(z))
+                continue
+            pairs, pair = torch.unique(batch.batch.cpu() * (N_ELEMENTS + 1) + z, return_inverse=True)  # (structure, element)
+            element = pairs % (N_ELEMENTS + 1)
+            sizes = torch.zeros(len(pairs), dtype=torch.float64).index_add_(0, pair, torch.ones(len(z), dtype=torch.float64))
             for total, h in zip(sums, layers):
-                total.index_add_(0, z, h.double().cpu())
-            counts.index_add_(0, z, torch.ones_like(z))
+                means = torch.zeros(len(pairs), width, dtype=torch.float64).index_add_(0, pair, h.double().cpu())
+                total.index_add_(0, element, means / sizes[:, None])
+            counts.index_add_(0, element, torch.ones_like(element))
     return sums, counts
 
 
 def vectors_table(sums: torch.Tensor, counts: torch.Tensor) -> pd.DataFrame:
     """The mean vector of every element seen at least once, indexed by symbol (atomic-number order),
-    with a ``count`` attribute Series of sites per element."""
+    with a ``count`` attribute Series of the counts behind each (sites or structures, see :func:`layer_sums`)."""
     from pymatgen.core import Element
 
     seen = [z for z in range(1, N_ELEMENTS + 1) if counts[z] > 0]
@@ -62,10 +83,11 @@ def vectors_table(sums: torch.Tensor, counts: torch.Tensor) -> pd.DataFrame:
 
 
 def extract(weights, data, batch_size: int = 256, device: str = "cpu", cache_dir=None, workers: int = 1,
-            progress: bool = True, exclude=()) -> pd.DataFrame:
+            progress: bool = True, exclude=(), weighting: str = "sites") -> pd.DataFrame:
     """Atom vectors of the encoder ``weights`` averaged over the structures of ``data`` without the ids
-    listed in the ``exclude`` files (see :func:`vectors_table`). ``attrs["layer_shares"]``: the same-group
-    nearest-neighbour share of the averages after each layer, input embedding first."""
+    listed in the ``exclude`` files, with ``weighting`` (:data:`WEIGHTINGS`; see :func:`vectors_table`).
+    ``attrs["layer_shares"]``: the same-group nearest-neighbour share of the averages after each layer,
+    input embedding first."""
     from .periodic_groups import same_group_share
     from .run import corpus_rows
 
@@ -76,9 +98,9 @@ def extract(weights, data, batch_size: int = 256, device: str = "cpu", cache_dir
     rows, _ = corpus_rows(store, exclude)
     loader = graph_loader(GraphDataset(store, rows), batch_size)
     batches = tqdm(loader, desc="atom vectors", disable=not progress, unit="batch")
-    sums, counts = layer_sums(encoder, batches, device)
+    sums, counts = layer_sums(encoder, batches, device, weighting)
     table = vectors_table(sums[-1], counts)
-    table.attrs["n_structures"] = len(rows)
+    table.attrs["n_structures"], table.attrs["weighting"] = len(rows), weighting
     table.attrs["layer_shares"] = [same_group_share(vectors_table(layer, counts))[0] for layer in sums]
     return table
 
@@ -88,12 +110,13 @@ def coverage(table: pd.DataFrame, up_to: int = 100) -> str:
     from pymatgen.core import Element
 
     missing = [Element.from_Z(z).symbol for z in range(1, up_to + 1) if Element.from_Z(z).symbol not in table.index]
-    counts = table.attrs["count"]
+    counts, unit = table.attrs["count"], table.attrs.get("weighting", "sites")
     rare = ", ".join(f"{s} ({n})" for s, n in counts.sort_values().head(10).items())
-    return (f"- {len(table)} elements have a vector, averaged over {int(counts.sum())} sites of "
-            f"{table.attrs['n_structures']} structures.\n"
+    behind = (f"over {int(counts.sum())} sites" if unit == "sites" else
+              f"per structure over {int(counts.sum())} (structure, element) pairs")
+    return (f"- {len(table)} elements have a vector, averaged {behind} of {table.attrs['n_structures']} structures.\n"
             f"- no vector (never in the corpus), among Z = 1-{up_to}: {', '.join(missing) or 'none'}.\n"
-            f"- fewest sites behind a vector: {rare}.")
+            f"- fewest {unit} behind a vector: {rare}.")
 
 
 def render_card(table: pd.DataFrame, command: str, weights: Path) -> str:
@@ -132,8 +155,8 @@ Method: {CRYSATOM_CITATION}
 ## Extraction
 - command: `{card.portable(command)}`
 - the encoder runs in eval mode on the unmasked structures; each element's vector is the mean of its
-  final node embeddings over every site of the corpus (the paper's released vectors were overwritten by
-  the last batch holding each element).
+  final node embeddings, {WEIGHTINGS[table.attrs.get("weighting", "sites")]} (the paper's released vectors
+  were overwritten by the last batch holding each element).
 
 ## Where the method differs from the paper
 - The paper's equations for the decoders are not legible in our copy; we reconstruct the 92 binary
@@ -160,6 +183,8 @@ def main(argv=None) -> int:
     p.add_argument("--data", required=True, nargs="+")
     p.add_argument("--exclude", type=Path, nargs="*", default=[], help="text files of ids (one per line) to leave out")
     p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--weighting", choices=WEIGHTINGS, default="sites",
+                   help="sites: every site counts once (the paper's); structures: every structure counts once")
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--device", default="cpu")
     p.add_argument("--workers", type=int, default=1)
@@ -168,7 +193,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     command = "python -m pretraining.atom_vectors " + " ".join(shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
     table = extract(args.weights, args.data, args.batch_size, args.device, args.cache_dir, args.workers,
-                    not args.no_progress, args.exclude)
+                    not args.no_progress, args.exclude, args.weighting)
     save_atom_vectors(table, args.out / ATOM_VECTORS_NAME)
     (args.out / CARD_NAME).write_text(render_card(table, command, args.weights))
     print(coverage(table))

@@ -50,6 +50,30 @@ def test_vectors_average_every_occurrence_in_the_corpus_not_the_last_batch(encod
     assert len(sums) == encoder.config["n_conv"] + 1
 
 
+def test_structure_weighting_counts_every_structure_once(encoder, structures):
+    chosen = structures[:30]
+    batches = [collate([structure_to_graph(s) for s in chosen[i:i + 7]]) for i in range(0, 30, 7)]
+    sums, counts = atom_vectors.layer_sums(encoder, batches, weighting="structures")
+    table = atom_vectors.vectors_table(sums[-1], counts)
+    # by hand: the element's mean within each structure, then the mean of those over the structures
+    per_structure = {}
+    with torch.inference_mode():
+        for s in chosen:
+            h = encoder.node_embeddings(collate([structure_to_graph(s)])).double().numpy()
+            symbols = np.array([site.specie.symbol for site in s])
+            for symbol in set(symbols):
+                per_structure.setdefault(symbol, []).append(h[symbols == symbol].mean(axis=0))
+    for symbol, means in per_structure.items():
+        np.testing.assert_allclose(table.loc[symbol].to_numpy(), np.mean(means, axis=0), rtol=1e-5, atol=1e-6)
+        assert table.attrs["count"][symbol] == len(means)
+    site_sums, site_counts = atom_vectors.layer_sums(encoder, batches)
+    by_site = atom_vectors.vectors_table(site_sums[-1], site_counts)
+    assert (by_site.attrs["count"] > table.attrs["count"]).any() and not np.allclose(by_site, table), \
+        "an element with several sites per structure is weighted differently"
+    with pytest.raises(ValueError, match="one of sites, structures"):
+        atom_vectors.layer_sums(encoder, batches, weighting="cells")
+
+
 def test_the_command_writes_a_table_and_a_card_naming_the_missing_elements(tmp_path, encoder, structures):
     weights = save_encoder(encoder, tmp_path / "encoder", card="# encoder\n## Training data\n- fixtures\n## Training procedure\n- 1 epoch\n## Evaluation\nnone\n")
     out = tmp_path / "vectors"
@@ -67,6 +91,12 @@ def test_the_command_writes_a_table_and_a_card_naming_the_missing_elements(tmp_p
     never = [sym for z, sym in [(2, "He"), (10, "Ne"), (18, "Ar")] if z not in seen]
     assert never and all(sym in card.split("no vector")[1].split("\n")[0] for sym in never)
     assert "element term" not in card, "an encoder trained with the paper's losses only"
+    assert atom_vectors.WEIGHTINGS["sites"] in card
+    assert atom_vectors.main(["--weights", str(weights), "--data", str(STRUCTURES_FILE), "--out", str(tmp_path / "per"),
+                              "--weighting", "structures", "--cache-dir", str(tmp_path / "cache"), "--no-progress"]) == 0
+    per_structure = (tmp_path / "per" / "README.md").read_text()
+    assert atom_vectors.WEIGHTINGS["structures"] in per_structure and "(structure, element) pairs" in per_structure
+    assert not np.allclose(load_atom_vectors(tmp_path / "per"), table)
 
 
 def test_the_card_describes_the_element_term_when_the_encoder_was_trained_with_it(tmp_path, encoder):
