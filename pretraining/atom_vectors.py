@@ -6,9 +6,9 @@ The encoder (exported by ``python -m pretraining.run --method crysatom``) runs i
 structure of ``--data`` (less the ids of ``--exclude`` files, e.g. the evaluation rows); the vector of
 element Z is the mean of the final node embeddings of all Z sites in the whole corpus (not of the last
 batch holding Z). ``--weighting structures`` (this project's option) instead lets every structure count
-once: Z's mean within each structure holding Z, averaged over those structures. Elements that never occur get no vector; the card lists them. The card also gives, for
-the same averages taken after each layer, how many main-group elements have a same-group nearest
-neighbour (:mod:`pretraining.periodic_groups`). OUT receives ``atom_vectors.csv`` (see
+once: Z's mean within each structure holding Z, averaged over those structures. Elements that never occur
+get no vector; the card lists them. The card also gives, for the same averages taken after each layer, how
+many main-group elements have a same-group nearest neighbour (:mod:`pretraining.periodic_groups`). OUT receives ``atom_vectors.csv`` (see
 :mod:`matssl_featurizers.atom_vectors`) and ``README.md``.
 """
 
