@@ -8,8 +8,8 @@ element Z is the mean of the final node embeddings of all Z sites in the whole c
 batch holding Z). ``--weighting structures`` (this project's option) instead lets every structure count
 once: Z's mean within each structure holding Z, averaged over those structures. Elements that never occur
 get no vector; the card lists them. The card also gives, for the same averages taken after each layer, how
-many main-group elements have a same-group nearest neighbour (:mod:`pretraining.periodic_groups`). OUT receives ``atom_vectors.csv`` (see
-:mod:`matssl_featurizers.atom_vectors`) and ``README.md``.
+many main-group elements have a same-group nearest neighbour (:mod:`pretraining.periodic_groups`). OUT
+receives ``atom_vectors.csv`` (see :mod:`matssl_featurizers.atom_vectors`) and ``README.md``.
 """
 
 from __future__ import annotations
