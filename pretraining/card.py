@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 from pathlib import Path
 
@@ -112,11 +113,31 @@ def loss_table(history: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def vector_sentence(config: dict) -> str:
+    """The card's one-line description of the structure vector an encoder config produces."""
+    from matssl_featurizers.weights import feature_length
+
+    return (f"It turns a pymatgen `Structure` into a {feature_length(config)}-dim vector\n"
+            f"(`{config['architecture']}` encoder, readout `{config.get('readout')}`).")
+
+
+def architecture_line(config: dict) -> str:
+    return f"Architecture (`config.json`): `{json.dumps(config, sort_keys=True)}`"
+
+
+def describe_encoder(card_path: Path, config: dict) -> None:
+    """Rewrite a card's vector description and architecture line for ``config`` (after the exported
+    encoder changed, e.g. its readout or principal components)."""
+    text = Path(card_path).read_text()
+    text = re.sub(r"It turns a pymatgen `Structure` into a \d+-dim vector\n\(.*?\)\.",
+                  lambda _: vector_sentence(config), text, count=1, flags=re.S)
+    text = re.sub(r"^Architecture \(`config.json`\): `.*`$", lambda _: architecture_line(config), text, count=1, flags=re.M)
+    Path(card_path).write_text(text)
+
+
 def render(*, name: str, method: str, citation: str, commands: list[str], data: dict, options: dict, history: list[dict],
            best_epoch: int, config: dict, evaluation: str = EVALUATION_PLACEHOLDER) -> str:
     """The model card of a pretraining run."""
-    from matssl_featurizers.weights import feature_length
-
     first, last = history[0], history[-1]
     best = next(h for h in history if h["epoch"] == best_epoch)
     sources = [Path(p).name.split(".")[0] for p in data["paths"]]
@@ -132,8 +153,7 @@ tags: [materials-science, crystal-graph, self-supervised, matminer, {method}]
 # {name}
 
 A crystal encoder pretrained without labels with **{method}**, exported by `python -m pretraining.run` of
-matssl-featurizers. It turns a pymatgen `Structure` into a {feature_length(config)}-dim vector
-(`{config["architecture"]}` encoder, readout `{config.get("readout")}`).
+matssl-featurizers. {vector_sentence(config)}
 
 ## How to use
 ```python
@@ -157,7 +177,7 @@ df = featurizer.featurize_dataframe(df, "structure")
 
 {loss_table(history)}
 
-Architecture (`config.json`): `{json.dumps(config, sort_keys=True)}`
+{architecture_line(config)}
 
 {EVALUATION_HEADING}
 {evaluation.strip()}

@@ -139,22 +139,30 @@ def random_config(source, overrides: dict) -> dict:
     return build_encoder({**weights_io.encoder_arguments(variant_config(source, overrides)), "readout_components": 0}).config
 
 
+def with_readout(source, overrides: dict):
+    """The trained encoder of ``source`` rebuilt with the readout ``overrides`` (a parameter-free readout keeps
+    every trained tensor it reads; tensors only the old readout had are dropped; no principal components)."""
+    encoder = build_encoder(variant_config(source, overrides))
+    trained = load_encoder(source).state_dict()
+    state = encoder.state_dict()
+    missing = [k for k in state if k not in trained or trained[k].shape != state[k].shape]
+    if missing:
+        raise SystemExit(f"{source}: the readout {overrides} needs tensors the weights lack: {missing[:3]}")
+    encoder.load_state_dict({k: trained[k] for k in state})
+    return encoder
+
+
 def encoder_weights(source, overrides: dict, root: Path, seed: int | None = None) -> str:
     """A weights directory (or bundled name) for the encoder of ``source``: its own weights, or with ``seed``
     seeded random weights of its architecture; rebuilt with the readout ``overrides`` when given (the
     parameter-free readouts keep every trained tensor; tensors only the old readout had are dropped)."""
     if seed is None and not overrides:
         return str(source)
-    config = variant_config(source, overrides) if seed is None else random_config(source, overrides)
-    torch.manual_seed(0 if seed is None else seed)
-    encoder = build_encoder(config)
     if seed is None:
-        trained = load_encoder(source).state_dict()
-        state = encoder.state_dict()
-        missing = [k for k in state if k not in trained or trained[k].shape != state[k].shape]
-        if missing:
-            raise SystemExit(f"{source}: the readout {overrides} needs tensors the weights lack: {missing[:3]}")
-        encoder.load_state_dict({k: trained[k] for k in state})
+        encoder = with_readout(source, overrides)
+    else:
+        torch.manual_seed(seed)
+        encoder = build_encoder(random_config(source, overrides))
     tag = "random" if seed is not None else "variant"
     digest = hashlib.sha256(json.dumps(overrides, sort_keys=True).encode()).hexdigest()[:8]
     return str(save_encoder(encoder, root / f"{tag}-{Path(str(source)).name}-{seed}-{digest}",

@@ -9,6 +9,10 @@ feature by its mean and standard deviation over the sample) and the top ``--comp
 their correlation matrix kept: the encoder's ``readout_components`` buffers
 (:class:`matssl_featurizers.encoders.Readout`). MODEL is rewritten in place (config, tensors, checksums)
 and its card gets a "Principal components" section with the explained variance.
+
+``--readout layers`` first rebuilds MODEL with that parameter-free readout of the same trained weights
+(the tensors only the old readout had are dropped), e.g. for a cdssl run trained through Set2Set whose
+``layers`` vector was chosen on the dev split; the card's section says so.
 """
 
 from __future__ import annotations
@@ -25,8 +29,9 @@ from tqdm.auto import tqdm
 from matssl_featurizers.encoders import build_encoder
 from matssl_featurizers.weights import CARD_NAME, load_encoder, read_config, save_encoder
 
-from .card import portable, set_section
+from .card import describe_encoder, portable, set_section
 from .data import GraphDataset, build_graphs, graph_loader
+from .evaluate import readout_overrides, with_readout
 from .run import corpus_rows
 
 SECTION = "## Principal components"
@@ -68,11 +73,22 @@ def with_components(source, center, scale, basis):
     return encoder
 
 
-def card_section(command: str, n: int, explained: np.ndarray) -> str:
+def card_section(command: str, n: int, explained: np.ndarray, rebuilt: str = "") -> str:
     cumulative = np.cumsum(explained)
     marks = ", ".join(f"{k}: {cumulative[k - 1]:.0%}" for k in (8, 16, 32, 64, 128) if k <= len(explained))
-    return (f"`{portable(command)}`\n\n{len(explained)} principal components of the standardised structure vector, "
-            f"fitted on {n} pretraining structures; share of the variance explained by the first k: {marks}.\n")
+    return (f"`{portable(command)}`\n\n{rebuilt}{len(explained)} principal components of the standardised structure "
+            f"vector, fitted on {n} pretraining structures; share of the variance explained by the first k: {marks}.\n")
+
+
+def rebuild_readout(model: Path, readout: str) -> str:
+    """Rewrite MODEL with the parameter-free ``readout`` of its weights; the sentence the card gets."""
+    config = read_config(model)
+    if config.get("readout") == readout:
+        return ""
+    encoder = with_readout(model, readout_overrides(readout))
+    save_encoder(encoder, model, method=config.get("method"), max_neighbors=config.get("max_neighbors", 12))
+    return (f"Readout rebuilt as `{readout}` from the trained weights (the run trained and exported "
+            f"`{config.get('readout')}`, whose own tensors are dropped). ")
 
 
 def main(argv=None) -> int:
@@ -82,6 +98,7 @@ def main(argv=None) -> int:
     p.add_argument("--exclude", type=Path, nargs="*", default=[], help="id files to leave out (as in pretraining.run)")
     p.add_argument("--sample", type=int, default=20000, help="structures to fit on (default: %(default)s)")
     p.add_argument("--components", type=int, default=64, help="components to keep (default: %(default)s)")
+    p.add_argument("--readout", default=None, help="first rebuild MODEL with this parameter-free readout (layers)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--cache-dir", type=Path, default=None)
     p.add_argument("--no-progress", action="store_true")
@@ -90,18 +107,20 @@ def main(argv=None) -> int:
     store = build_graphs(args.data, cache_dir=args.cache_dir, progress=not args.no_progress)
     rows, _ = corpus_rows(store, args.exclude)
     rows = np.sort(np.random.default_rng(args.seed).permutation(rows)[: args.sample])
+    rebuilt = rebuild_readout(args.model, args.readout) if args.readout else ""
     encoder = load_encoder(args.model)
     vectors = readout_vectors(encoder, store, rows, progress=not args.no_progress)
     if args.components > vectors.shape[1]:
         sys.exit(f"--components {args.components} exceeds the vector length {vectors.shape[1]}")
     center, scale, basis, explained = principal_components(vectors, args.components)
     config = read_config(args.model)
-    save_encoder(with_components(args.model, center, scale, basis), args.model, method=config.get("method"),
-                 max_neighbors=config.get("max_neighbors", 12))
+    final = with_components(args.model, center, scale, basis)
+    save_encoder(final, args.model, method=config.get("method"), max_neighbors=config.get("max_neighbors", 12))
     card_path = args.model / CARD_NAME
     if not card_path.is_file():
         card_path.write_text(f"# {args.model.name}\n")
-    set_section(card_path, SECTION, card_section(command, len(rows), explained))
+    describe_encoder(card_path, final.config)
+    set_section(card_path, SECTION, card_section(command, len(rows), explained, rebuilt))
     print(f"{args.model}: {args.components} components of {vectors.shape[1]} from {len(rows)} structures; "
           f"first 8 explain {explained[:8].sum():.0%}, all {explained.sum():.0%} of the variance")
     return 0

@@ -6,9 +6,11 @@ import pytest
 import torch
 
 from matssl_featurizers import SSLStructureFeaturizer, weights
+from matssl_featurizers.encoders import build_encoder
 from matssl_featurizers.graphs import structure_to_graph
-from pretraining import readout_pca
-from tests.conftest import STRUCTURES_FILE
+from pretraining import card, readout_pca
+from pretraining.methods import CDSSL_ENCODER
+from tests.conftest import RELEASE_0_1, STRUCTURES_FILE
 
 
 def test_components_are_orthonormal_and_find_the_planted_direction():
@@ -55,7 +57,7 @@ def test_asking_for_more_components_than_stored_is_refused(model_with_components
     with pytest.raises(ValueError, match="keep 8 principal components"):
         SSLStructureFeaturizer(weights=str(model_with_components), n_components=9).featurize(structures[0])
     with pytest.raises(ValueError, match="keep 0 principal components"):
-        SSLStructureFeaturizer(model="cdssl", n_components=4).featurize(structures[0])
+        SSLStructureFeaturizer(weights=str(RELEASE_0_1), n_components=4).featurize(structures[0])
 
 
 def test_refitting_replaces_the_section(model_with_components):
@@ -64,3 +66,25 @@ def test_refitting_replaces_the_section(model_with_components):
     card = (model_with_components / "README.md").read_text()
     assert card.count("## Principal components") == 1 and "fitted on 100 pretraining structures" in card
     assert weights.read_config(model_with_components)["readout_components"] == 6
+
+
+def test_a_set2set_model_is_rebuilt_with_the_layers_readout_of_its_weights(tmp_path, structures):
+    torch.manual_seed(0)
+    trained = build_encoder({**CDSSL_ENCODER, "readout": "set2set"})
+    model = weights.save_encoder(trained, tmp_path / "cdssl", method="cdssl")
+    (model / "README.md").write_text(f"# cdssl\n\n{card.vector_sentence(trained.config)}\n\n{card.architecture_line(trained.config)}\n")
+    assert readout_pca.main([str(model), "--readout", "layers", "--data", str(STRUCTURES_FILE), "--sample", "100",
+                             "--components", "8", "--cache-dir", str(tmp_path / "cache"), "--no-progress"]) == 0
+    config = weights.read_config(model)
+    assert (config["readout"], config["readout_components"], config["method"]) == ("layers", 8, "cdssl")
+    rebuilt = weights.load_encoder(model)
+    assert not any(k.startswith(("node_readout", "edge_readout")) for k in rebuilt.state_dict())
+    graph = structure_to_graph(structures[0])
+    with torch.no_grad():
+        for before, after in zip(trained.stages(graph), rebuilt.stages(graph)):  # the same trained weights
+            for a, b in zip(before, after):
+                torch.testing.assert_close(a, b)
+    assert rebuilt(graph).shape == (1, rebuilt.out_dim) and rebuilt.out_dim == 4 * 7 * 32 + 41
+    text = (model / "README.md").read_text()
+    assert f"a {rebuilt.out_dim}-dim vector" in text and "readout `layers`" in text and "160-dim" not in text
+    assert '"readout_components": 8' in text and "Readout rebuilt as `layers`" in text
