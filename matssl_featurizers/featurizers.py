@@ -393,8 +393,9 @@ class CrystalCLRFeaturizer(SSLStructureFeaturizer):
 
 class CDSSLFeaturizer(SSLStructureFeaturizer):
     """CDSSL structure vectors: a MEGNet encoder pretrained to recover the original edge embeddings from
-    structures with noisy atomic positions; Set2Set over nodes and edges plus the global state
-    (New et al., arXiv:2408.17255, 2024).
+    structures with noisy atomic positions (New et al., arXiv:2408.17255, 2024). The bundled weights read
+    out the ``layers`` statistics of the nodes, edges and global state of every block (937 values; the
+    paper's Set2Set readout is the ``set2set`` option of the encoder config).
 
     Args: as :class:`SSLStructureFeaturizer`, with ``model="cdssl"``.
     """

@@ -196,7 +196,7 @@ def test_set_output_pandas_uses_feature_names(structures):
                                                      "Strategies for Pre-training"), 809),
     (CrystalTwinsFeaturizer, "crystal-twins", ("Crystal Graph Convolutional", "Crystal twins"), 809),
     (CrystalCLRFeaturizer, "crystalclr", ("Crystal Graph Convolutional", "Graph Contrastive Learning for Materials"), 809),
-    (CDSSLFeaturizer, "cdssl", ("Graph Networks as a Universal", "Order Matters", "via denoising"), 160),
+    (CDSSLFeaturizer, "cdssl", ("Graph Networks as a Universal", "Order Matters", "via denoising"), 937),
 ])
 def test_named_shortcut_and_metadata(cls, model, cited, n_features):
     shortcut = cls()

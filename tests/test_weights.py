@@ -84,8 +84,8 @@ def test_list_models_describes_the_bundled_models():
     assert weights.DEFAULT_MODEL in table.index
     row = table.loc[weights.DEFAULT_MODEL]
     assert row["n_features"] == 809 and row["n_components"] >= 32 and row["default"] and row["trained_on"]
-    assert table.loc[["masked-denoising", "crystal-twins", "crystalclr", "cdssl"], "n_features"].tolist() == [809, 809, 809, 160]
-    assert (table.loc[["masked-denoising", "crystal-twins", "crystalclr"], "readout"] == "layers").all()
+    assert table.loc[["masked-denoising", "crystal-twins", "crystalclr", "cdssl"], "n_features"].tolist() == [809, 809, 809, 937]
+    assert (table["readout"] == "layers").all() and (table["n_components"] == 64).all()
     assert table.loc["cdssl", "architecture"] == "megnet" and table["default"].sum() == 1
     for name, entry in table.iterrows():
         assert entry["weights"].startswith("bundled") and "structures" in entry["trained_on"], name
