@@ -15,13 +15,18 @@ two verdicts:
 
 ``--readme`` replaces the text between ``<!-- headline:start -->`` and ``<!-- headline:end -->`` with it;
 ``--cards`` writes each model's rows and verdict into the evaluation section of its bundled model card.
+``--only cdssl`` re-evaluates only the named rows (a re-released model whose architecture, and so whose
+controls, did not change) and keeps every other row already under ``--out``: the folds and forests are
+seeded, so those rows are the ones a full run would give.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import shlex
 import sys
+import tempfile
 from pathlib import Path
 
 import pandas as pd
@@ -158,6 +163,23 @@ def replace_block(text: str, block: str) -> str:
     return f"{head}{START}\n{block.strip()}\n{END}{tail}"
 
 
+def merge_rows(out: Path, update: Path) -> None:
+    """Replace the rows of ``out/results.json`` evaluated again in ``update/results.json`` (same rows and folds)
+    by the new ones, note the command that made them, and rewrite ``out/results.md``."""
+    old, new = (json.loads((d / "results.json").read_text()) for d in (out, update))
+    if old["test_ids"] != new["test_ids"]:
+        raise SystemExit(f"{out}: the folds differ from the results already there; run the whole headline again")
+    names = set(new["features"])
+    old["results"] = [r for r in old["results"] if r["featurizer"] not in names] + new["results"]
+    old["features"].update(new["features"])
+    old.setdefault("updated", []).append({"command": new["command"], "featurizers": sorted(names)})
+    records = pd.DataFrame(old["results"])
+    shapes = {n: (f["n_features"], f["effective_rank"]) for n, f in old["features"].items()}
+    updates = "".join(f"\n\nRows {', '.join(u['featurizers'])} evaluated again: `{u['command']}`" for u in old["updated"])
+    text = f"Command: `{old['command']}`{updates}\n\n{evaluate.markdown_table(records, shapes)}\n"
+    evaluate.write_results(out, text, old)
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m pretraining.headline", description=__doc__.split("\n")[0])
     p.add_argument("--split", choices=SPLITS, default="test", help="default: %(default)s")
@@ -170,8 +192,12 @@ def main(argv=None) -> int:
     p.add_argument("--readme", type=Path, default=None, help="put the result between the headline markers of this file")
     p.add_argument("--cards", action="store_true", help="write each model's results into its bundled model card")
     p.add_argument("--reuse", action="store_true", help="render the results already under --out instead of evaluating again")
+    p.add_argument("--only", default=None, help="comma separated rows to evaluate again (e.g. a re-released model); "
+                                                "every other row is kept from the results already under --out")
     args = p.parse_args(argv)
-    given = [a for a in (sys.argv[1:] if argv is None else argv) if a != "--reuse"]  # the command that evaluates
+    given = sys.argv[1:] if argv is None else list(argv)
+    given = [a for i, a in enumerate(given)  # the command that evaluates everything
+             if a != "--reuse" and a != "--only" and not a.startswith("--only=") and not (i and given[i - 1] == "--only")]
     command = "python -m pretraining.headline " + " ".join(shlex.quote(a) for a in given)
     models = structure_models()
     names = ",".join(featurizer_names(models))
@@ -182,9 +208,16 @@ def main(argv=None) -> int:
         if args.reuse and (out / "results.json").exists():
             directories.append(out)
             continue
-        evaluate.main(["--data", str(args.data_dir / file), "--target", ",".join(targets), "--split", args.split,
-                       "--folds", str(args.folds), "--random-seeds", args.random_seeds, "--max-features", str(args.max_features),
-                       "--featurizers", names, "--out", str(out)])
+        options = ["--data", str(args.data_dir / file), "--target", ",".join(targets), "--split", args.split,
+                   "--folds", str(args.folds), "--random-seeds", args.random_seeds, "--max-features", str(args.max_features)]
+        if args.only is None:
+            evaluate.main([*options, "--featurizers", names, "--out", str(out)])
+        else:
+            if not (out / "results.json").exists():
+                raise SystemExit(f"--only needs the results of a whole run under {out}")
+            with tempfile.TemporaryDirectory() as scratch:
+                evaluate.main([*options, "--featurizers", args.only, "--out", scratch])
+                merge_rows(out, Path(scratch))
         directories.append(out)
     seeds = [int(s) for s in args.random_seeds.split(",")]
     records = pd.concat([load_results(d) for d in directories], ignore_index=True)

@@ -64,3 +64,34 @@ def test_featurizers_cover_models_controls_and_presets():
     names = headline.featurizer_names(headline.structure_models())
     assert "ElementProperty" in names and any(n.startswith("random:") for n in names)
     assert any(n.startswith("inputs:") for n in names) and any(n.endswith("+ElementProperty") for n in names)
+
+
+def _payload(folds, features):
+    """A results.json of ``pretraining.evaluate``: featurizer -> [MAE per fold]."""
+    return {"command": "python -m pretraining.evaluate --data ../shared/data/carbon24.jsonl.gz --target energy_per_atom",
+            "test_ids": folds, "features": {n: {"n_features": 4, "effective_rank": 2.0} for n in features},
+            "results": [{"target": "energy_per_atom", "featurizer": n, "train_size": "all", "n_train": 8, "n_test": 2,
+                         "fold": i, "mae": m} for n, maes in features.items() for i, m in enumerate(maes)]}
+
+
+def test_only_replaces_the_rows_evaluated_again_and_keeps_the_others(tmp_path):
+    import json
+
+    out, update = tmp_path / "out", tmp_path / "update"
+    out.mkdir(), update.mkdir()
+    folds = [["a", "b"], ["c", "d"]]
+    (out / "results.json").write_text(json.dumps(_payload(folds, {"m": [3.0, 3.0], "random:m@0": [2.0, 2.0]})))
+    new = _payload(folds, {"m": [1.0, 1.5]})
+    new["command"] += " --featurizers m"
+    (update / "results.json").write_text(json.dumps(new))
+    headline.merge_rows(out, update)
+    merged = json.loads((out / "results.json").read_text())
+    maes = {(r["featurizer"], r["fold"]): r["mae"] for r in merged["results"]}
+    assert maes == {("m", 0): 1.0, ("m", 1): 1.5, ("random:m@0", 0): 2.0, ("random:m@0", 1): 2.0}
+    assert merged["updated"] == [{"command": new["command"], "featurizers": ["m"]}]
+    assert "| m | 4 (2.0) | 1.2500 ± 0.3536 |" in (out / "results.md").read_text()
+
+    new["test_ids"] = [["a", "c"], ["b", "d"]]
+    (update / "results.json").write_text(json.dumps(new))
+    with pytest.raises(SystemExit, match="folds differ"):
+        headline.merge_rows(out, update)
