@@ -17,7 +17,8 @@ two verdicts:
 ``--cards`` writes each model's rows and verdict into the evaluation section of its bundled model card.
 ``--only cdssl`` re-evaluates only the named rows (a re-released model whose architecture, and so whose
 controls, did not change) and keeps every other row already under ``--out``: the folds and forests are
-seeded, so those rows are the ones a full run would give.
+seeded, so those rows are the ones a full run would give (up to floating-point differences in the features
+between machines, a small fraction of a fold standard deviation).
 """
 
 from __future__ import annotations
