@@ -18,7 +18,7 @@ two verdicts:
 ``--only cdssl`` re-evaluates only the named rows (a re-released model whose architecture, and so whose
 controls, did not change) and keeps every other row already under ``--out``: the folds and forests are
 seeded, so those rows are the ones a full run would give (up to floating-point differences in the features
-between machines, a small fraction of a fold standard deviation).
+between machines and installs, a small fraction of a fold standard deviation).
 """
 
 from __future__ import annotations
