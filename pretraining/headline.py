@@ -171,9 +171,13 @@ def merge_rows(out: Path, update: Path) -> None:
     if old["test_ids"] != new["test_ids"]:
         raise SystemExit(f"{out}: the folds differ from the results already there; run the whole headline again")
     names = set(new["features"])
-    old["results"] = [r for r in old["results"] if r["featurizer"] not in names] + new["results"]
+    rows = list(dict.fromkeys([r["featurizer"] for r in old["results"]] + [r["featurizer"] for r in new["results"]]))
+    targets = list(dict.fromkeys(r["target"] for r in old["results"] + new["results"]))
+    merged = [r for r in old["results"] if r["featurizer"] not in names] + new["results"]
+    old["results"] = sorted(merged, key=lambda r: (targets.index(r["target"]), rows.index(r["featurizer"])))  # rows keep their place
     old["features"].update(new["features"])
-    old.setdefault("updated", []).append({"command": new["command"], "featurizers": sorted(names)})
+    command = new["command"].replace(f"--out {update}", f"--out {out}")  # not the scratch folder it wrote to
+    old.setdefault("updated", []).append({"command": command, "featurizers": sorted(names)})
     records = pd.DataFrame(old["results"])
     shapes = {n: (f["n_features"], f["effective_rank"]) for n, f in old["features"].items()}
     updates = "".join(f"\n\nRows {', '.join(u['featurizers'])} evaluated again: `{u['command']}`" for u in old["updated"])

@@ -82,13 +82,14 @@ def test_only_replaces_the_rows_evaluated_again_and_keeps_the_others(tmp_path):
     folds = [["a", "b"], ["c", "d"]]
     (out / "results.json").write_text(json.dumps(_payload(folds, {"m": [3.0, 3.0], "random:m@0": [2.0, 2.0]})))
     new = _payload(folds, {"m": [1.0, 1.5]})
-    new["command"] += " --featurizers m"
+    new["command"] += f" --featurizers m --out {update}"
     (update / "results.json").write_text(json.dumps(new))
     headline.merge_rows(out, update)
     merged = json.loads((out / "results.json").read_text())
     maes = {(r["featurizer"], r["fold"]): r["mae"] for r in merged["results"]}
     assert maes == {("m", 0): 1.0, ("m", 1): 1.5, ("random:m@0", 0): 2.0, ("random:m@0", 1): 2.0}
-    assert merged["updated"] == [{"command": new["command"], "featurizers": ["m"]}]
+    assert [r["featurizer"] for r in merged["results"]] == ["m", "m", "random:m@0", "random:m@0"]  # rows keep their place
+    assert merged["updated"] == [{"command": new["command"].replace(str(update), str(out)), "featurizers": ["m"]}]
     assert "| m | 4 (2.0) | 1.2500 ± 0.3536 |" in (out / "results.md").read_text()
 
     new["test_ids"] = [["a", "c"], ["b", "d"]]
