@@ -166,8 +166,9 @@ def replace_block(text: str, block: str) -> str:
 
 def merge_rows(out: Path, update: Path) -> None:
     """Replace the rows of ``out/results.json`` evaluated again in ``update/results.json`` (same rows and folds)
-    by the new ones, note the command that made them, and rewrite ``out/results.md``."""
+    by the new ones, note the command that made them, and rewrite ``out/results.md`` (keeping its summary line)."""
     old, new = (json.loads((d / "results.json").read_text()) for d in (out, update))
+    summary = (out / "results.md").read_text().split("Command: ", 1)[0] if (out / "results.md").exists() else ""
     if old["test_ids"] != new["test_ids"]:
         raise SystemExit(f"{out}: the folds differ from the results already there; run the whole headline again")
     names = set(new["features"])
@@ -181,7 +182,7 @@ def merge_rows(out: Path, update: Path) -> None:
     records = pd.DataFrame(old["results"])
     shapes = {n: (f["n_features"], f["effective_rank"]) for n, f in old["features"].items()}
     updates = "".join(f"\n\nRows {', '.join(u['featurizers'])} evaluated again: `{u['command']}`" for u in old["updated"])
-    text = f"Command: `{old['command']}`{updates}\n\n{evaluate.markdown_table(records, shapes)}\n"
+    text = f"{summary}Command: `{old['command']}`{updates}\n\n{evaluate.markdown_table(records, shapes)}\n"
     evaluate.write_results(out, text, old)
 
 

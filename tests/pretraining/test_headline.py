@@ -81,6 +81,7 @@ def test_only_replaces_the_rows_evaluated_again_and_keeps_the_others(tmp_path):
     out.mkdir(), update.mkdir()
     folds = [["a", "b"], ["c", "d"]]
     (out / "results.json").write_text(json.dumps(_payload(folds, {"m": [3.0, 3.0], "random:m@0": [2.0, 2.0]})))
+    (out / "results.md").write_text("Random forest on 4 structures.\n\nCommand: `old`\n\n| old table |\n")
     new = _payload(folds, {"m": [1.0, 1.5]})
     new["command"] += f" --featurizers m --out {update}"
     (update / "results.json").write_text(json.dumps(new))
@@ -90,7 +91,9 @@ def test_only_replaces_the_rows_evaluated_again_and_keeps_the_others(tmp_path):
     assert maes == {("m", 0): 1.0, ("m", 1): 1.5, ("random:m@0", 0): 2.0, ("random:m@0", 1): 2.0}
     assert [r["featurizer"] for r in merged["results"]] == ["m", "m", "random:m@0", "random:m@0"]  # rows keep their place
     assert merged["updated"] == [{"command": new["command"].replace(str(update), str(out)), "featurizers": ["m"]}]
-    assert "| m | 4 (2.0) | 1.2500 ± 0.3536 |" in (out / "results.md").read_text()
+    text = (out / "results.md").read_text()
+    assert text.startswith("Random forest on 4 structures.\n\nCommand: `python -m pretraining.evaluate")
+    assert "| m | 4 (2.0) | 1.2500 ± 0.3536 |" in text and "old table" not in text
 
     new["test_ids"] = [["a", "c"], ["b", "d"]]
     (update / "results.json").write_text(json.dumps(new))
