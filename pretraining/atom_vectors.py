@@ -6,7 +6,9 @@ The encoder (exported by ``python -m pretraining.run --method crysatom``) runs i
 structure of ``--data`` (less the ids of ``--exclude`` files, e.g. the evaluation rows); the vector of
 element Z is the mean of the final node embeddings of all Z sites in the whole corpus (not of the last
 batch holding Z). ``--weighting structures`` (this project's option) instead lets every structure count
-once: Z's mean within each structure holding Z, averaged over those structures. Elements that never occur
+once: Z's mean within each structure holding Z, averaged over those structures. ``--layers all`` (this
+project's option) exports every layer's average instead of the last one alone: the input embedding and
+each convolution, each scaled to unit length per element, concatenated. Elements that never occur
 get no vector; the card lists them. The card also gives, for the same averages taken after each layer, how
 many main-group elements have a same-group nearest neighbour (:mod:`pretraining.periodic_groups`). OUT
 receives ``atom_vectors.csv`` (see :mod:`matssl_featurizers.atom_vectors`) and ``README.md``.
@@ -19,6 +21,7 @@ import shlex
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import torch
 from tqdm.auto import tqdm
@@ -69,6 +72,12 @@ def layer_sums(encoder, batches, device: str = "cpu", weighting: str = "sites") 
             counts.index_add_(0, element, torch.ones_like(element))
     return sums, counts
 
+LAYERS = {
+    "last": "the final node embeddings (the paper's)",
+    "all": "the averages after every layer (input embedding, then each convolution), each scaled to unit length "
+           "per element so that every layer weighs the same in a cosine, concatenated (this project's option)",
+}
+
 
 def vectors_table(sums: torch.Tensor, counts: torch.Tensor) -> pd.DataFrame:
     """The mean vector of every element seen at least once, indexed by symbol (atomic-number order),
@@ -82,15 +91,28 @@ def vectors_table(sums: torch.Tensor, counts: torch.Tensor) -> pd.DataFrame:
     return table
 
 
+def every_layer_table(sums: torch.Tensor, counts: torch.Tensor) -> pd.DataFrame:
+    """``layers="all"``: each layer's mean vectors (``sums [L + 1, 119, F]``, see :func:`layer_sums`) scaled to
+    unit length per element, concatenated in layer order into one ``(L + 1) F``-dim vector per element."""
+    blocks = [vectors_table(layer, counts) for layer in sums]
+    unit = [block.div(np.linalg.norm(block.to_numpy(), axis=1).clip(min=1e-12), axis=0) for block in blocks]
+    table = pd.DataFrame(np.hstack([block.to_numpy() for block in unit]), index=blocks[0].index)
+    table.attrs["count"] = blocks[0].attrs["count"]
+    return table
+
+
 def extract(weights, data, batch_size: int = 256, device: str = "cpu", cache_dir=None, workers: int = 1,
-            progress: bool = True, exclude=(), weighting: str = "sites") -> pd.DataFrame:
+            progress: bool = True, exclude=(), weighting: str = "sites", layers: str = "last") -> pd.DataFrame:
     """Atom vectors of the encoder ``weights`` averaged over the structures of ``data`` without the ids
-    listed in the ``exclude`` files, with ``weighting`` (:data:`WEIGHTINGS`; see :func:`vectors_table`).
+    listed in the ``exclude`` files, with ``weighting`` (:data:`WEIGHTINGS`; see :func:`vectors_table`), of the
+    last layer or of every layer (``layers``, :data:`LAYERS`).
     ``attrs["layer_shares"]``: the same-group nearest-neighbour share of the averages after each layer,
     input embedding first."""
     from .periodic_groups import same_group_share
     from .run import corpus_rows
 
+    if layers not in LAYERS:
+        raise ValueError(f"layers must be one of {', '.join(LAYERS)}, not {layers!r}")
     encoder = load_encoder(weights, device=device)
     if encoder.config.get("architecture") != "cgcnn":
         raise ValueError(f"{weights}: atom vectors come from a CGCNN encoder, not {encoder.config.get('architecture')!r}")
@@ -99,8 +121,8 @@ def extract(weights, data, batch_size: int = 256, device: str = "cpu", cache_dir
     loader = graph_loader(GraphDataset(store, rows), batch_size)
     batches = tqdm(loader, desc="atom vectors", disable=not progress, unit="batch")
     sums, counts = layer_sums(encoder, batches, device, weighting)
-    table = vectors_table(sums[-1], counts)
-    table.attrs["n_structures"], table.attrs["weighting"] = len(rows), weighting
+    table = vectors_table(sums[-1], counts) if layers == "last" else every_layer_table(sums, counts)
+    table.attrs["n_structures"], table.attrs["weighting"], table.attrs["layers"] = len(rows), weighting, layers
     table.attrs["layer_shares"] = [same_group_share(vectors_table(layer, counts))[0] for layer in sums]
     return table
 
@@ -132,7 +154,8 @@ def render_card(table: pd.DataFrame, command: str, weights: Path) -> str:
         ", plus this project's element term: see below" if options.get("element_weight") else "")
     layers = table.attrs.get("layer_shares")
     element_note = "\n- " + card.element_term_note(options) if options.get("element_weight") else ""
-    by_layer = ("\n- the same share for the averages taken after each layer (input embedding, then convolutions "
+    every = " after every layer (see Extraction)" if table.attrs.get("layers") == "all" else ""
+    by_layer = ("\n- the same share for the averages taken after each layer alone (input embedding, then convolutions "
                 f"1-{len(layers) - 1}): " + ", ".join(f"{s:.0%}" for s in layers) + "." if layers else "")
     return f"""---
 license: {card.WEIGHTS_LICENSE}
@@ -141,7 +164,7 @@ tags: [materials-science, atom-vectors, self-supervised, matminer, crysatom]
 ---
 # CrysAtom atom vectors
 
-One {table.shape[1]}-dim vector per element: the node embeddings of a CGCNN autoencoder pretrained with
+One {table.shape[1]}-dim vector per element: the node embeddings{every} of a CGCNN autoencoder pretrained with
 CrysAtom's losses ({losses}) by
 `python -m pretraining.run --method crysatom`, averaged per element over every site of the corpus.
 Use them with `CrysAtomFeaturizer` (composition statistics) or as fixed encoder inputs
@@ -154,9 +177,9 @@ Method: {CRYSATOM_CITATION}
 
 ## Extraction
 - command: `{card.portable(command)}`
-- the encoder runs in eval mode on the unmasked structures; each element's vector is the mean of its
-  final node embeddings, {WEIGHTINGS[table.attrs.get("weighting", "sites")]} (the paper's released vectors
-  were overwritten by the last batch holding each element).
+- the encoder runs in eval mode on the unmasked structures; each element's vector: {LAYERS[table.attrs.get("layers", "last")]}.
+- averaging: {WEIGHTINGS[table.attrs.get("weighting", "sites")]} (the paper's released vectors were
+  overwritten by the last batch holding each element).
 
 ## Where the method differs from the paper
 - The paper's equations for the decoders are not legible in our copy; we reconstruct the 92 binary
@@ -185,6 +208,9 @@ def main(argv=None) -> int:
     p.add_argument("--out", required=True, type=Path)
     p.add_argument("--weighting", choices=WEIGHTINGS, default="sites",
                    help="sites: every site counts once (the paper's); structures: every structure counts once")
+    p.add_argument("--layers", choices=LAYERS, default="last",
+                   help="last: the final node embeddings (the paper's); all: every layer's average, each scaled to "
+                        "unit length, concatenated")
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--device", default="cpu")
     p.add_argument("--workers", type=int, default=1)
@@ -193,7 +219,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     command = "python -m pretraining.atom_vectors " + " ".join(shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
     table = extract(args.weights, args.data, args.batch_size, args.device, args.cache_dir, args.workers,
-                    not args.no_progress, args.exclude, args.weighting)
+                    not args.no_progress, args.exclude, args.weighting, args.layers)
     save_atom_vectors(table, args.out / ATOM_VECTORS_NAME)
     (args.out / CARD_NAME).write_text(render_card(table, command, args.weights))
     print(coverage(table))

@@ -3,6 +3,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from pymatgen.core import Element
 
 from matssl_featurizers.atom_vectors import load_atom_vectors
 from matssl_featurizers.encoders import CGCNNEncoder
@@ -86,7 +87,7 @@ def test_the_command_writes_a_table_and_a_card_naming_the_missing_elements(tmp_p
     assert "pretraining.atom_vectors --weights" in card and "### Training procedure" in card and "- 1 epoch" in card
     assert "none" not in card.split("## Extraction")[0], "the encoder's evaluation is not copied"
     assert "main-group elements the nearest vector" in card
-    per_layer = card.split("after each layer (input embedding, then convolutions 1-2): ")[1].split(".\n")[0]
+    per_layer = card.split("after each layer alone (input embedding, then convolutions 1-2): ")[1].split(".\n")[0]
     assert len(per_layer.split(", ")) == 3 and all(share.endswith("%") for share in per_layer.split(", "))
     never = [sym for z, sym in [(2, "He"), (10, "Ne"), (18, "Ar")] if z not in seen]
     assert never and all(sym in card.split("no vector")[1].split("\n")[0] for sym in never)
@@ -97,6 +98,27 @@ def test_the_command_writes_a_table_and_a_card_naming_the_missing_elements(tmp_p
     per_structure = (tmp_path / "per" / "README.md").read_text()
     assert atom_vectors.WEIGHTINGS["structures"] in per_structure and "(structure, element) pairs" in per_structure
     assert not np.allclose(load_atom_vectors(tmp_path / "per"), table)
+
+
+def test_every_layer_vectors_are_each_layers_unit_average_concatenated(tmp_path, encoder, structures):
+    weights = save_encoder(encoder, tmp_path / "encoder")
+    common = ["--weights", str(weights), "--data", str(STRUCTURES_FILE), "--cache-dir", str(tmp_path / "cache"), "--no-progress"]
+    assert atom_vectors.main(common + ["--out", str(tmp_path / "last")]) == 0
+    assert atom_vectors.main(common + ["--out", str(tmp_path / "all"), "--layers", "all"]) == 0
+    last, every = load_atom_vectors(tmp_path / "last"), load_atom_vectors(tmp_path / "all")
+    assert every.shape == (len(last), 3 * 24) and list(every.index) == list(last.index)
+    blocks = every.to_numpy().reshape(len(every), 3, 24)
+    assert np.allclose(np.linalg.norm(blocks, axis=2), 1.0), "each layer's block has unit length"
+    final = last.to_numpy() / np.linalg.norm(last.to_numpy(), axis=1, keepdims=True)
+    assert np.allclose(blocks[:, -1], final, atol=1e-6), "the last block is the paper's vector, scaled"
+    # the first block is the input embedding: it depends on the element only, not on its environments
+    with torch.inference_mode():
+        inputs = encoder.embed_atoms(torch.tensor([Element(e).Z for e in every.index])).double().numpy()
+    assert np.allclose(blocks[:, 0], inputs / np.linalg.norm(inputs, axis=1, keepdims=True), atol=1e-5)
+    card = (tmp_path / "all" / "README.md").read_text()
+    assert "72-dim vector per element" in card and atom_vectors.LAYERS["all"] in card
+    with pytest.raises(ValueError, match="layers must be one of"):
+        atom_vectors.extract(weights, [STRUCTURES_FILE], layers="first", cache_dir=tmp_path / "cache", progress=False)
 
 
 def test_the_card_describes_the_element_term_when_the_encoder_was_trained_with_it(tmp_path, encoder):

@@ -2,6 +2,7 @@ import json
 
 import numpy as np
 
+from matssl_featurizers.atom_vectors import load_atom_vectors
 from pretraining import evaluate_composition
 from tests.conftest import FIXTURES
 
@@ -26,7 +27,8 @@ def test_two_featurizers_two_folds_on_real_compositions(tmp_path, monkeypatch):
     # identical folds: the same test-set sizes for both featurizers, fold by fold
     by_fold = {(r["featurizer"], r["fold"]): r["n_train"] for r in records}
     assert by_fold[("crysatom", 0)] == by_fold[("random", 0)] and by_fold[("crysatom", 1)] == by_fold[("random", 1)]
-    assert result["features"]["crysatom"]["n_features"] == 1000 and result["features"]["random"]["n_features"] == 1000
+    assert result["features"]["crysatom"]["n_features"] == 5 * load_atom_vectors().shape[1]
+    assert result["features"]["random"]["n_features"] == 5 * evaluate_composition.RANDOM_DIM
     text = (out / "results.md").read_text()
     assert "max_features=0.33" in text and "compositions_jsonl: gap_expt" not in text and "compositions: gap_expt" in text
     assert calls[0][0] == ["crysatom", "random"] and calls[0][1] >= 70

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from matssl_featurizers import weights
+from matssl_featurizers.atom_vectors import load_atom_vectors
 from pretraining import evaluate, finetune, tasks
 from tests.conftest import STRUCTURES_FILE
 
@@ -42,7 +43,7 @@ def test_pretrained_loads_the_weights_and_random_draws_new_ones():
     assert torch.equal(pretrained.head[0].weight, random.head[0].weight), "both heads start from the same draw"
     assert pretrained.encoder.training, "the encoder is trained, not frozen"
     crysatom = finetune.build_model("crystal-twins", "crysatom", seed=0)
-    assert crysatom.encoder.config["atom_input"] == "crysatom" and crysatom.encoder.element_table.shape[1] == 200
+    assert crysatom.encoder.config["atom_input"] == "crysatom" and crysatom.encoder.element_table.shape[1] == load_atom_vectors().shape[1]
 
 
 def test_runs_skip_duplicate_random_architectures_and_crysatom_on_megnet():
