@@ -72,6 +72,7 @@ def layer_sums(encoder, batches, device: str = "cpu", weighting: str = "sites") 
             counts.index_add_(0, element, torch.ones_like(element))
     return sums, counts
 
+
 LAYERS = {
     "last": "the final node embeddings (the paper's)",
     "all": "the averages after every layer (input embedding, then each convolution), each scaled to unit length "
