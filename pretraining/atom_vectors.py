@@ -92,10 +92,9 @@ def vectors_table(sums: torch.Tensor, counts: torch.Tensor) -> pd.DataFrame:
     return table
 
 
-def every_layer_table(sums: torch.Tensor, counts: torch.Tensor) -> pd.DataFrame:
-    """``layers="all"``: each layer's mean vectors (``sums [L + 1, 119, F]``, see :func:`layer_sums`) scaled to
-    unit length per element, concatenated in layer order into one ``(L + 1) F``-dim vector per element."""
-    blocks = [vectors_table(layer, counts) for layer in sums]
+def every_layer_table(blocks: list[pd.DataFrame]) -> pd.DataFrame:
+    """``layers="all"``: each layer's mean vectors (:func:`vectors_table` of every layer, input embedding first)
+    scaled to unit length per element, concatenated in layer order into one ``(L + 1) F``-dim vector per element."""
     unit = [block.div(np.linalg.norm(block.to_numpy(), axis=1).clip(min=1e-12), axis=0) for block in blocks]
     table = pd.DataFrame(np.hstack([block.to_numpy() for block in unit]), index=blocks[0].index)
     table.attrs["count"] = blocks[0].attrs["count"]
@@ -122,9 +121,10 @@ def extract(weights, data, batch_size: int = 256, device: str = "cpu", cache_dir
     loader = graph_loader(GraphDataset(store, rows), batch_size)
     batches = tqdm(loader, desc="atom vectors", disable=not progress, unit="batch")
     sums, counts = layer_sums(encoder, batches, device, weighting)
-    table = vectors_table(sums[-1], counts) if layers == "last" else every_layer_table(sums, counts)
+    blocks = [vectors_table(layer, counts) for layer in sums]
+    table = blocks[-1] if layers == "last" else every_layer_table(blocks)
     table.attrs["n_structures"], table.attrs["weighting"], table.attrs["layers"] = len(rows), weighting, layers
-    table.attrs["layer_shares"] = [same_group_share(vectors_table(layer, counts))[0] for layer in sums]
+    table.attrs["layer_shares"] = [same_group_share(block)[0] for block in blocks]
     return table
 
 
