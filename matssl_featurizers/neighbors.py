@@ -20,6 +20,7 @@ import numpy as np
 CUTOFF = 8.0
 MAX_NEIGHBORS = 12
 NUMERICAL_TOL = 1e-8  # pymatgen's: sites closer than this are the same site
+TIE_TOL = 1e-8  # Å: neighbours whose distances differ by less are equally far (a tie)
 
 
 def check_structure(structure) -> None:
@@ -62,7 +63,9 @@ def graph_arrays(sites: dict, cutoff: float = CUTOFF, max_neighbors: int = MAX_N
     """Crystal graph arrays (see :mod:`matssl_featurizers.graphs`) of :func:`site_arrays`.
 
     The same search as pymatgen's ``Structure.get_neighbor_list`` (``find_points_in_spheres``, self
-    pairs dropped), then the ``max_neighbors`` nearest per centre.
+    pairs dropped), then the ``max_neighbors`` nearest per centre; among neighbours equally far (within
+    ``TIE_TOL``) the lower site index, then image, comes first, so the graph does not depend on
+    the last bits of the coordinates.
     """
     from pymatgen.optimization.neighbors import find_points_in_spheres
 
@@ -71,10 +74,19 @@ def graph_arrays(sites: dict, cutoff: float = CUTOFF, max_neighbors: int = MAX_N
         cart, cart, r=cutoff, pbc=np.ascontiguousarray(sites["pbc"]), lattice=np.ascontiguousarray(sites["lattice"]),
         tol=NUMERICAL_TOL)
     other = ~((centers == neighbors) & (distances <= NUMERICAL_TOL))
-    # Keep the ``max_neighbors`` nearest per centre: sort by centre, then distance.
-    order = np.lexsort((distances[other], centers[other]))
-    centers, neighbors = centers[other][order], neighbors[other][order]
-    images, distances = images[other][order], distances[other][order]
+    centers, neighbors, images, distances = centers[other], neighbors[other], images[other], distances[other]
+    # Keep the ``max_neighbors`` nearest per centre: sort by centre and distance, where distances closer than
+    # TIE_TOL count as equal (a tie) and ties go to the lower neighbour index, then image. Crystals are full of
+    # equidistant neighbours, so without this the last bits of the coordinates (which vary with how and where
+    # they were computed) would decide which of them make the twelve.
+    by_distance = np.lexsort((distances, centers))
+    c, d = centers[by_distance], distances[by_distance]
+    closer = np.ones(len(d), dtype=bool)
+    closer[1:] = (c[1:] != c[:-1]) | (d[1:] - d[:-1] > TIE_TOL)
+    rank = np.empty(len(d), dtype=np.int64)
+    rank[by_distance] = np.cumsum(closer)  # the same rank for ties
+    order = np.lexsort((images[:, 2], images[:, 1], images[:, 0], neighbors, rank))
+    centers, neighbors, images, distances = centers[order], neighbors[order], images[order], distances[order]
     starts = np.searchsorted(centers, centers, side="left")
     keep = (np.arange(len(centers)) - starts) < max_neighbors
     return {
