@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 from matssl_featurizers.graphs import CUTOFF, MAX_NEIGHBORS, collate_arrays, neighbor_arrays
 from matssl_featurizers.weights import sha256
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: equidistant neighbours at the twelfth place chosen by site index (neighbors.graph_arrays)
 STRUCTURE_FILE_PATTERNS = ("*.cif", "*.vasp", "POSCAR*", "CONTCAR*")
 
 
