@@ -178,12 +178,23 @@ def merge_rows(out: Path, update: Path) -> None:
     old["results"] = sorted(merged, key=lambda r: (targets.index(r["target"]), rows.index(r["featurizer"])))  # rows keep their place
     old["features"].update(new["features"])
     command = new["command"].replace(f"--out {update}", f"--out {out}")  # not the scratch folder it wrote to
-    old.setdefault("updated", []).append({"command": command, "featurizers": sorted(names)})
-    records = pd.DataFrame(old["results"])
-    shapes = {n: (f["n_features"], f["effective_rank"]) for n, f in old["features"].items()}
-    updates = "".join(f"\n\nRows {', '.join(u['featurizers'])} evaluated again: `{u['command']}`" for u in old["updated"])
-    text = f"{summary}Command: `{old['command']}`{updates}\n\n{evaluate.markdown_table(records, shapes)}\n"
-    evaluate.write_results(out, text, old)
+    entry = {"command": command, "featurizers": sorted(names)}
+    same = [u for u in old.get("updated", []) if (u["command"], u["featurizers"]) == (command, entry["featurizers"])]
+    entry["times"] = sum(u.get("times", 1) for u in same) + 1 if same else 1  # the same command again: one line
+    old["updated"] = [u for u in old.get("updated", []) if u not in same] + [entry]
+    write_merged(out, old, summary)
+
+
+def write_merged(out: Path, payload: dict, summary: str) -> None:
+    """Write ``payload`` (a ``results.json`` with ``updated`` entries) as ``out/results.json`` and ``results.md``."""
+    records = pd.DataFrame(payload["results"])
+    shapes = {n: (f["n_features"], f["effective_rank"]) for n, f in payload["features"].items()}
+    updates = "".join(
+        f"\n\nRows {', '.join(u['featurizers'])} evaluated again"
+        f"{f' ({times} times; the latest rows are shown)' if (times := u.get('times', 1)) > 1 else ''}: `{u['command']}`"
+        for u in payload.get("updated", []))
+    text = f"{summary}Command: `{payload['command']}`{updates}\n\n{evaluate.markdown_table(records, shapes)}\n"
+    evaluate.write_results(out, text, payload)
 
 
 def main(argv=None) -> int:

@@ -90,10 +90,20 @@ def test_only_replaces_the_rows_evaluated_again_and_keeps_the_others(tmp_path):
     maes = {(r["featurizer"], r["fold"]): r["mae"] for r in merged["results"]}
     assert maes == {("m", 0): 1.0, ("m", 1): 1.5, ("random:m@0", 0): 2.0, ("random:m@0", 1): 2.0}
     assert [r["featurizer"] for r in merged["results"]] == ["m", "m", "random:m@0", "random:m@0"]  # rows keep their place
-    assert merged["updated"] == [{"command": new["command"].replace(str(update), str(out)), "featurizers": ["m"]}]
+    command = new["command"].replace(str(update), str(out))
+    assert merged["updated"] == [{"command": command, "featurizers": ["m"], "times": 1}]
     text = (out / "results.md").read_text()
     assert text.startswith("Random forest on 4 structures.\n\nCommand: `python -m pretraining.evaluate")
     assert "| m | 4 (2.0) | 1.2500 ± 0.3536 |" in text and "old table" not in text
+
+    new["results"][0]["mae"] = 0.5  # the same command run again (e.g. the model re-released): one line, counted
+    (update / "results.json").write_text(json.dumps(new))
+    headline.merge_rows(out, update)
+    merged = json.loads((out / "results.json").read_text())
+    assert merged["updated"] == [{"command": command, "featurizers": ["m"], "times": 2}]
+    text = (out / "results.md").read_text()
+    assert text.count("evaluated again") == 1 and "(2 times; the latest rows are shown)" in text
+    assert "| m | 4 (2.0) | 1.0000 ± 0.7071 |" in text
 
     new["test_ids"] = [["a", "c"], ["b", "d"]]
     (update / "results.json").write_text(json.dumps(new))
