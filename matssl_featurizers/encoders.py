@@ -90,13 +90,14 @@ def mean_pool(h: torch.Tensor, batch: torch.Tensor, num_graphs: int) -> torch.Te
     return total / count.clamp(min=1).unsqueeze(1)
 
 
-POOLS = ("mean", "max", "std")
+POOLS = ("mean", "max", "std")  # the default statistics of the "layers" readouts
+KNOWN_POOLS = ("mean", "max", "min", "std")
 
 
 def pool_rows(h: torch.Tensor, index: torch.Tensor, num_groups: int, pools=POOLS) -> torch.Tensor:
     r"""Statistics of the rows of each group, concatenated in ``pools`` order: ``[R, F] -> [G, len(pools) F]``.
 
-    ``mean``; ``max`` (elementwise); ``std`` :math:`= \sqrt{\mathrm{mean}((h - \bar h)^2) + 10^{-12}}` (0 for one row).
+    ``mean``; ``max``, ``min`` (elementwise); ``std`` :math:`= \sqrt{\mathrm{mean}((h - \bar h)^2) + 10^{-12}}` (0 for one row).
     A group without rows gives zeros.
     """
     mean = mean_pool(h, index, num_groups)
@@ -104,13 +105,13 @@ def pool_rows(h: torch.Tensor, index: torch.Tensor, num_groups: int, pools=POOLS
     for pool in pools:
         if pool == "mean":
             out.append(mean)
-        elif pool == "max":
+        elif pool in ("max", "min"):
             empty = torch.zeros(num_groups, h.shape[1], dtype=h.dtype, device=h.device)
-            out.append(empty.scatter_reduce(0, index.unsqueeze(1).expand_as(h), h, "amax", include_self=False))
+            out.append(empty.scatter_reduce(0, index.unsqueeze(1).expand_as(h), h, f"a{pool}", include_self=False))
         elif pool == "std":
             out.append((mean_pool((h - mean.index_select(0, index)) ** 2, index, num_groups) + 1e-12).sqrt())
         else:
-            raise ValueError(f"unknown pool {pool!r}; known: {', '.join(POOLS)}")
+            raise ValueError(f"unknown pool {pool!r}; known: {', '.join(KNOWN_POOLS)}")
     return torch.cat(out, dim=1)
 
 
@@ -141,9 +142,9 @@ class Readout(nn.Module):
 def check_readout(readout: str, known: tuple, pools) -> None:
     if readout not in known:
         raise ValueError(f"unknown readout {readout!r}; known: {', '.join(known)}")
-    unknown = [p for p in pools if p not in POOLS]
+    unknown = [p for p in pools if p not in KNOWN_POOLS]
     if unknown or not pools:
-        raise ValueError(f"pool must be a non-empty list of {', '.join(POOLS)}; got {list(pools)}")
+        raise ValueError(f"pool must be a non-empty list of {', '.join(KNOWN_POOLS)}; got {list(pools)}")
 
 
 class CGCNNEncoder(nn.Module):
@@ -162,7 +163,7 @@ class CGCNNEncoder(nn.Module):
             of the models released before 0.2). ``"layers"``: the ``pool`` statistics over the sites of
             every layer, the input layer included, then (``pool_edges``) the mean Gaussian expansion of the
             edge lengths: ``(n_conv + 1) * len(pool) * F (+ K)`` values, no weights of its own.
-        pool: statistics of ``"layers"``: any of ``"mean"``, ``"max"``, ``"std"`` (:func:`pool_rows`).
+        pool: statistics of ``"layers"``: any of ``"mean"``, ``"max"``, ``"min"``, ``"std"`` (:func:`pool_rows`).
         pool_edges: ``"layers"``: append the mean edge expansion (a smoothed neighbour-distance histogram).
         readout_components: length of the principal-component projection kept in the weights
             (:class:`Readout`; 0: none).

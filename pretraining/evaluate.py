@@ -99,7 +99,7 @@ def parse_args(argv=None):
     p.add_argument("--max-features", type=float, default=1.0,
                    help="share of features each split of the forest tries (default: %(default)s, scikit-learn's)")
     p.add_argument("--readout", default=None, help="rebuild every encoder with this readout (layers, head, set2set)")
-    p.add_argument("--pool", default=None, help="with --readout layers: comma separated statistics, e.g. mean,max,std")
+    p.add_argument("--pool", default=None, help="with --readout layers: comma separated statistics, e.g. mean,max,std (any of mean, max, min, std)")
     p.add_argument("--no-pool-edges", action="store_true", help="with --readout layers: no mean edge expansion")
     p.add_argument("--out", required=True, type=Path)
     p.add_argument("--card", type=Path, nargs="*", default=[], help="model directories whose cards get the table")

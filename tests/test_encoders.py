@@ -4,7 +4,7 @@ import pytest
 import torch
 from pymatgen.core import Lattice, Structure
 
-from matssl_featurizers.encoders import CGCNNConv, CGCNNEncoder, MEGNetBlock, MEGNetEncoder, build_encoder
+from matssl_featurizers.encoders import CGCNNConv, CGCNNEncoder, MEGNetBlock, MEGNetEncoder, build_encoder, pool_rows
 from matssl_featurizers.graphs import collate, structure_to_graph
 
 
@@ -51,6 +51,23 @@ def test_site_order_does_not_change_the_vector(structures):
         a = encoder(collate([structure_to_graph(structure)]))
         b = encoder(collate([structure_to_graph(shuffled)]))
     torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+
+
+def test_layers_readout_pools_each_structure_with_the_statistics_written_out(structures):
+    graphs = [structure_to_graph(s) for s in structures[:3]]
+    batch = collate(graphs)
+    encoder = CGCNNEncoder(readout="layers", out_dim=0, pool=["mean", "max", "min", "std"]).eval()
+    with torch.no_grad():
+        layers, _ = encoder.node_layers(batch)
+        vectors = encoder(batch)
+    width = encoder.config["atom_fea_len"]
+    for g in range(3):
+        h = layers[1][batch.batch == g]
+        expected = torch.cat([h.mean(0), h.max(0).values, h.min(0).values, h.std(0, unbiased=False)])
+        torch.testing.assert_close(vectors[g, 4 * width:8 * width], expected, atol=1e-5, rtol=1e-5)
+    assert vectors.shape[1] == CGCNNEncoder.vector_length(encoder.config) == 4 * 4 * width + 41
+    with pytest.raises(ValueError, match="median"):
+        pool_rows(layers[0], batch.batch, 3, ["median"])
 
 
 def test_config_rebuilds_the_same_architecture():
