@@ -79,13 +79,21 @@ def graph_arrays(sites: dict, cutoff: float = CUTOFF, max_neighbors: int = MAX_N
     # TIE_TOL count as equal (a tie) and ties go to the lower neighbour index, then image. Crystals are full of
     # equidistant neighbours, so without this the last bits of the coordinates (which vary with how and where
     # they were computed) would decide which of them make the twelve.
-    by_distance = np.lexsort((distances, centers))
+    by_distance = np.argsort(centers * (cutoff + 1.0) + distances, kind="stable")  # by centre, then distance
     c, d = centers[by_distance], distances[by_distance]
     closer = np.ones(len(d), dtype=bool)
     closer[1:] = (c[1:] != c[:-1]) | (d[1:] - d[:-1] > TIE_TOL)
-    rank = np.empty(len(d), dtype=np.int64)
-    rank[by_distance] = np.cumsum(closer)  # the same rank for ties
-    order = np.lexsort((images[:, 2], images[:, 1], images[:, 0], neighbors, rank))
+    rank = np.cumsum(closer)  # along by_distance; the same for ties
+    starts, ends = np.searchsorted(c, c, side="left"), np.searchsorted(c, c, side="right")
+    last = rank[np.minimum(starts + max_neighbors, ends) - 1]  # the rank of each centre's max_neighbors-th nearest
+    near = rank <= last  # those nearest and every neighbour tied with the last of them
+    candidates, rank = by_distance[near], rank[near]
+    image = np.rint(images[candidates]).astype(np.int64)
+    shift = int(np.abs(image).max(initial=0))
+    width = 2 * shift + 1
+    site_then_image = ((neighbors[candidates].astype(np.int64) * width + image[:, 0] + shift) * width
+                       + image[:, 1] + shift) * width + image[:, 2] + shift
+    order = candidates[np.lexsort((site_then_image, rank))]
     centers, neighbors, images, distances = centers[order], neighbors[order], images[order], distances[order]
     starts = np.searchsorted(centers, centers, side="left")
     keep = (np.arange(len(centers)) - starts) < max_neighbors
