@@ -3,7 +3,7 @@
 ``import matssl_featurizers`` is cheap: torch, PyG and matminer load on first use.
 """
 
-__version__ = "0.2.0"
+__version__ = "0.2.1"
 
 _LAZY = {
     "SSLStructureFeaturizer": "featurizers",

@@ -16,7 +16,8 @@ two verdicts:
 ``--readme`` replaces the text between ``<!-- headline:start -->`` and ``<!-- headline:end -->`` with it;
 ``--cards`` writes each model's rows and verdict into the evaluation section of its bundled model card.
 ``--only cdssl`` re-evaluates only the named rows (a re-released model whose architecture, and so whose
-controls, did not change) and keeps every other row already under ``--out``: the folds and forests are
+random-weight controls, did not change; a model's name brings every row that reads its weights, see
+:func:`rows_reading`) and keeps every other row already under ``--out``: the folds and forests are
 seeded, so those rows are the ones a full run would give (up to floating-point differences in the features
 between machines and installs, a small fraction of a fold standard deviation).
 """
@@ -73,6 +74,20 @@ def featurizer_names(models: list[str]) -> list[str]:
 
     presets = [f"preset:{p}" for p in sorted(PRESETS)]
     return [*models, *randoms, *inputs, "ElementProperty", *presets, *(f"{p}+ElementProperty" for p in presets)]
+
+
+def rows_reading(model: str) -> list[str]:
+    """The headline rows whose features come from ``model``'s weights: the model itself, its ``inputs:`` control
+    when its input table is its own learned embedding, and the presets built on it (with ElementProperty too)."""
+    from matssl_featurizers.hybrid import PRESETS
+
+    rows = [model]
+    if weights_io.read_config(model).get("atom_input", "embedding") == "embedding":
+        rows.append(f"inputs:{model}")  # see controls_of
+    for preset, (preset_model, _, _) in sorted(PRESETS.items()):
+        if preset_model == model:
+            rows += [f"preset:{preset}", f"preset:{preset}+ElementProperty"]
+    return rows
 
 
 def summary(records: pd.DataFrame) -> pd.DataFrame:
@@ -209,7 +224,8 @@ def main(argv=None) -> int:
     p.add_argument("--readme", type=Path, default=None, help="put the result between the headline markers of this file")
     p.add_argument("--cards", action="store_true", help="write each model's results into its bundled model card")
     p.add_argument("--reuse", action="store_true", help="render the results already under --out instead of evaluating again")
-    p.add_argument("--only", default=None, help="comma separated rows to evaluate again (e.g. a re-released model); "
+    p.add_argument("--only", default=None, help="comma separated rows to evaluate again (e.g. a re-released model, which "
+                                                "brings every row reading its weights: see rows_reading); "
                                                 "every other row is kept from the results already under --out")
     args = p.parse_args(argv)
     given = sys.argv[1:] if argv is None else list(argv)
@@ -218,6 +234,9 @@ def main(argv=None) -> int:
     command = "python -m pretraining.headline " + " ".join(shlex.quote(a) for a in given)
     models = structure_models()
     names = ",".join(featurizer_names(models))
+    if args.only is not None:  # a re-released model's rows, and every row that reads its weights
+        only = list(dict.fromkeys(r for name in args.only.split(",")
+                                  for r in (rows_reading(name) if name in models else [name])))
     directories = []
     for task in args.tasks.split(","):
         file, targets = TASKS[task]
@@ -233,7 +252,7 @@ def main(argv=None) -> int:
             if not (out / "results.json").exists():
                 raise SystemExit(f"--only needs the results of a whole run under {out}")
             with tempfile.TemporaryDirectory() as scratch:
-                evaluate.main([*options, "--featurizers", args.only, "--out", scratch])
+                evaluate.main([*options, "--featurizers", ",".join(only), "--out", scratch])
                 merge_rows(out, Path(scratch))
         directories.append(out)
     seeds = [int(s) for s in args.random_seeds.split(",")]

@@ -109,3 +109,10 @@ def test_only_replaces_the_rows_evaluated_again_and_keeps_the_others(tmp_path):
     (update / "results.json").write_text(json.dumps(new))
     with pytest.raises(SystemExit, match="folds differ"):
         headline.merge_rows(out, update)
+
+
+def test_only_a_model_brings_every_row_that_reads_its_weights():
+    assert headline.rows_reading("cdssl") == ["cdssl", "inputs:cdssl"]  # its input table is its learned embedding
+    assert headline.rows_reading("crystalclr") == ["crystalclr"]  # CGCNN's fixed 92 features: inputs: do not change
+    assert headline.rows_reading("masked-denoising") == ["masked-denoising", "preset:hybrid",
+                                                         "preset:hybrid+ElementProperty"]
