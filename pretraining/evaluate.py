@@ -10,8 +10,8 @@ published tables; all labelled rows when not given); scikit-learn's ``RandomFore
 fixed seed (default hyperparameters; ``--max-features`` changes the share of features tried per split)
 is fitted on each training fold, or on ``--train-sizes`` rows drawn from it. Rows a featurizer fails on
 are dropped from every featurizer's folds (and counted). Features are cached with joblib under
-``--cache`` keyed by featurizer, weights and structures, so a second run only fits forests (the key does
-not cover edits to this package's code between releases: use ``--no-cache`` then). Writes
+``--cache`` keyed by featurizer, weights, structures and the source of ``matssl_featurizers`` (so an edit
+of the featurizing code computes them anew), so a second run only fits forests. Writes
 ``results.json`` and ``results.md`` (MAE mean ± std over folds); ``--card DIR`` also puts the table into
 that model's card.
 
@@ -35,6 +35,7 @@ another parameter-free readout of the same weights, for choosing the readout on 
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import json
 import shlex
@@ -229,6 +230,18 @@ def make_featurizer(name: str, scratch: Path, overrides: dict | None = None):
                                   n_components=int(components) if components else None)
 
 
+@functools.lru_cache(maxsize=1)
+def package_source() -> str:
+    """A digest of ``matssl_featurizers``' Python source: features cached by other code are never reused."""
+    import matssl_featurizers
+
+    root = Path(matssl_featurizers.__file__).parent
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
 def featurizer_identity(name: str, overrides: dict | None = None) -> str:
     """Everything besides the structures that decides the features of ``name``: the cache key's other half."""
     import matminer
@@ -238,12 +251,12 @@ def featurizer_identity(name: str, overrides: dict | None = None) -> str:
     overrides = overrides or {}
     if name in MATMINER_BASELINES:
         return f"{name} matminer {matminer.__version__}"
+    version = f"matssl-featurizers {matssl_featurizers.__version__} source {package_source()} torch {torch.__version__}"
     if name in COMPOSITION_FEATURIZERS:
         from matssl_featurizers.atom_vectors import atom_vectors_path
 
-        return f"{name} {weights_io.sha256(atom_vectors_path()) if name == 'CrysAtom' else matminer.__version__}"
+        return f"{name} {weights_io.sha256(atom_vectors_path()) if name == 'CrysAtom' else matminer.__version__} {version}"
     kind, argument, seed = parse_name(name)
-    version = f"matssl-featurizers {matssl_featurizers.__version__} torch {torch.__version__}"
     if kind == "random":
         return f"random {json.dumps(random_config(argument, overrides), sort_keys=True)} seed {seed} {version}"
     if kind == "preset":

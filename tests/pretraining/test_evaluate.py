@@ -152,3 +152,12 @@ def test_a_preset_name_gives_the_hybrid_featurizer_of_that_preset(tmp_path, stru
     assert isinstance(featurizer, HybridStructureFeaturizer)
     assert featurizer.get_params() == HybridStructureFeaturizer.from_preset("hybrid").get_params()
     assert len(featurizer.featurize(structures[0])) == featurizer.n_features
+
+
+def test_cached_features_are_keyed_by_this_package_source(monkeypatch):
+    names = ["masked-denoising", "random:masked-denoising@0", "inputs:cdssl", "CGCNN92", "preset:hybrid"]
+    before = {n: evaluate.featurizer_identity(n) for n in names}
+    assert evaluate.package_source() in before["masked-denoising"]
+    monkeypatch.setattr(evaluate, "package_source", lambda: "edited")  # e.g. another neighbour-list rule
+    assert all(evaluate.featurizer_identity(n) != before[n] for n in names)
+    assert evaluate.featurizer_identity("ElementProperty") == "ElementProperty matminer " + __import__("matminer").__version__
