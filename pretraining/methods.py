@@ -30,11 +30,12 @@ HEAD_READOUT = {"readout": "head", "out_dim": 128}  # the readout of the models 
 READOUTS = ("layers", "head")
 
 
-def cgcnn_config(base: dict, atom_input: str, readout: str) -> dict:
-    """``base`` with ``atom_input`` and ``readout`` (``"layers"``, or ``"head"``: linear + softplus to 128)."""
+def cgcnn_config(base: dict, atom_input: str, readout: str, atom_fea_len: int = 64) -> dict:
+    """``base`` with ``atom_input``, node width ``atom_fea_len`` and ``readout`` (``"layers"``, or ``"head"``:
+    linear + softplus to 128)."""
     if readout not in READOUTS:
         raise ValueError(f"unknown readout {readout!r}; choose from {READOUTS}")
-    return {**base, "atom_input": atom_input, **(HEAD_READOUT if readout == "head" else {})}
+    return {**base, "atom_input": atom_input, "atom_fea_len": atom_fea_len, **(HEAD_READOUT if readout == "head" else {})}
 
 
 def projector(in_dim: int, hidden: int, out_dim: int) -> nn.Module:
@@ -51,14 +52,15 @@ class CrystalTwins(nn.Module):
     towards the identity. Loss and augmentation defaults are the paper's. ``atom_input`` picks the
     encoder's fixed element inputs (``"cgcnn92"``, or ``"crysatom"`` vectors); ``readout`` its structure
     vector (``"layers"``: statistics of every layer, see :class:`~matssl_featurizers.encoders.CGCNNEncoder`;
-    ``"head"``: the paper's mean pool + linear layer).
+    ``"head"``: the paper's mean pool + linear layer); ``atom_fea_len`` the width of its node features (the
+    paper's 64).
     """
 
     def __init__(self, encoder_config: dict | None = None, projection_dim: int = 128, lambd: float = 0.0051,
                  perturb_distance: float = 0.05, atom_mask_ratio: float = 0.1, edge_mask_ratio: float = 0.1,
-                 atom_input: str = "cgcnn92", readout: str = "layers"):
+                 atom_input: str = "cgcnn92", readout: str = "layers", atom_fea_len: int = 64):
         super().__init__()
-        self.encoder = build_encoder(encoder_config or cgcnn_config(CRYSTAL_TWINS_ENCODER, atom_input, readout))
+        self.encoder = build_encoder(encoder_config or cgcnn_config(CRYSTAL_TWINS_ENCODER, atom_input, readout, atom_fea_len))
         self.projector = projector(self.encoder.out_dim, projection_dim, projection_dim)
         self.lambd, self.perturb_distance = lambd, perturb_distance
         self.atom_mask_ratio, self.edge_mask_ratio = atom_mask_ratio, edge_mask_ratio
@@ -95,16 +97,18 @@ class CrystalCLR(nn.Module):
     the paper found it hurts) turns every view into its ``supercell`` x ``supercell`` x ``supercell``
     supercell. The encoder output goes through a 2-layer projector to ``projection_dim``; the loss is
     NT-Xent (``loss="nt-xent"``) or NT-Xent + composition similarity, equally weighted
-    (``"nt-xent+cs"``, the paper's final model), at ``temperature``. ``atom_input``, ``readout``: as Crystal Twins'.
+    (``"nt-xent+cs"``, the paper's final model), at ``temperature``. ``atom_input``, ``readout``, ``atom_fea_len``:
+    as Crystal Twins'.
     """
 
     def __init__(self, encoder_config: dict | None = None, projection_dim: int = 128, loss: str = "nt-xent+cs",
                  temperature: float = 0.1, p_augment: float = 0.5, perturb_fraction: float = 0.5,
-                 max_strain: float = 0.05, supercell: int = 0, atom_input: str = "cgcnn92", readout: str = "layers"):
+                 max_strain: float = 0.05, supercell: int = 0, atom_input: str = "cgcnn92", readout: str = "layers",
+                 atom_fea_len: int = 64):
         super().__init__()
         if loss not in CLR_LOSSES:
             raise ValueError(f"unknown CrystalCLR loss {loss!r}; choose from {CLR_LOSSES}")
-        self.encoder = build_encoder(encoder_config or cgcnn_config(CRYSTALCLR_ENCODER, atom_input, readout))
+        self.encoder = build_encoder(encoder_config or cgcnn_config(CRYSTALCLR_ENCODER, atom_input, readout, atom_fea_len))
         self.projector = projector(self.encoder.out_dim, projection_dim, projection_dim)
         self.loss_name, self.temperature, self.p_augment = loss, temperature, p_augment
         self.perturb_fraction, self.max_strain, self.supercell = perturb_fraction, max_strain, supercell
@@ -332,14 +336,14 @@ class MaskedDenoising(nn.Module):
     with ``element_weight``, ``noise_weight``, ``strain_weight`` (a weight of 0 drops its term; the
     strain is not applied when ``strain_weight`` is 0). This pretext is this project's addition, not one of
     the four papers' methods; it follows denoising pretraining (Zaidi et al., ICLR 2023) and masked-atom
-    prediction (Hu et al., ICLR 2020). ``atom_input``, ``readout``: as :class:`CrystalTwins`.
+    prediction (Hu et al., ICLR 2020). ``atom_input``, ``readout``, ``atom_fea_len``: as :class:`CrystalTwins`.
     """
 
     def __init__(self, encoder_config: dict | None = None, mask_ratio: float = 0.15, noise_std: float = 0.1,
                  max_strain: float = 0.05, element_weight: float = 1.0, noise_weight: float = 1.0,
-                 strain_weight: float = 1.0, atom_input: str = "cgcnn92", readout: str = "layers"):
+                 strain_weight: float = 1.0, atom_input: str = "cgcnn92", readout: str = "layers", atom_fea_len: int = 64):
         super().__init__()
-        self.encoder = build_encoder(encoder_config or cgcnn_config(CRYSTAL_TWINS_ENCODER, atom_input, readout))
+        self.encoder = build_encoder(encoder_config or cgcnn_config(CRYSTAL_TWINS_ENCODER, atom_input, readout, atom_fea_len))
         width, edge_width = self.encoder.config["atom_fea_len"], self.encoder.distance.num_features
         self.element_head = nn.Sequential(nn.Linear(width, width), nn.Softplus(), nn.Linear(width, N_ELEMENTS + 1))
         self.noise_head = nn.Sequential(nn.Linear(2 * width + edge_width, width), nn.Softplus(), nn.Linear(width, 1))

@@ -118,6 +118,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                                 help="masked-denoising: weight of strain prediction (0: no strain applied)")
     method_options.add_argument("--atom-input", default=None,
                                 help="crystal-twins, crystalclr, crysatom: fixed element inputs, cgcnn92 or crysatom")
+    method_options.add_argument("--atom-fea-len", type=int, default=None,
+                                help="crystal-twins, crystalclr, masked-denoising: width of the CGCNN node features (64)")
     method_options.add_argument("--atom-dim", type=int, default=None, help="crysatom: length of the node embeddings (atom vectors)")
     method_options.add_argument("--feature-weight", type=float, default=None, help="crysatom: weight of node-feature reconstruction")
     method_options.add_argument("--connectivity-weight", type=float, default=None, help="crysatom: weight of connectivity reconstruction")
@@ -133,7 +135,7 @@ METHOD_OPTIONS = ("perturb_distance", "atom_mask_ratio", "edge_mask_ratio", "lam
                   "perturb_fraction", "max_strain", "supercell", "noise_std", "graph_weight", "readout", "mask_ratio",
                   "element_weight", "noise_weight", "strain_weight", "atom_input", "atom_dim", "feature_weight",
                   "connectivity_weight", "barlow_weight", "decoder_hidden", "element_temperature",
-                  "element_prototypes")
+                  "element_prototypes", "atom_fea_len")
 
 
 def method_kwargs(args) -> dict:

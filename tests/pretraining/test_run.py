@@ -248,3 +248,16 @@ def test_the_cli_defaults_reproduce_every_bundled_model():
         args = run.parse_args(shlex.split(commands[-1])[3:])
         defaults = run.TRAINING_DEFAULTS[entry["method"]]
         assert (args.epochs, args.batch_size, args.lr) == (defaults["epochs"], defaults["batch_size"], defaults["lr"]), name
+
+
+def test_a_wider_cgcnn_encoder_from_the_command_line(tmp_path, structures):
+    from matssl_featurizers.weights import read_config
+
+    out = tmp_path / "md-32"
+    assert run.main(["--method", "masked-denoising", "--data", str(STRUCTURES_FILE), "--out", str(out), "--epochs", "1",
+                     "--batch-size", "32", "--atom-fea-len", "32", "--cache-dir", str(tmp_path / "cache"), "--no-progress"]) == 0
+    assert read_config(out)["atom_fea_len"] == 32 and '"atom_fea_len": 32' in (out / "README.md").read_text()
+    features = np.array(SSLStructureFeaturizer(weights=str(out)).featurize_many(structures[:4], pbar=False))
+    assert features.shape == (4, 4 * 3 * 32 + 41) and np.isfinite(features).all()
+    with pytest.raises(SystemExit, match="--atom-fea-len: not an option of --method cdssl"):
+        run.main(["--method", "cdssl", "--data", str(STRUCTURES_FILE), "--out", str(tmp_path / "x"), "--atom-fea-len", "32"])
