@@ -95,8 +95,9 @@ def vectors_table(sums: torch.Tensor, counts: torch.Tensor) -> pd.DataFrame:
 def every_layer_table(blocks: list[pd.DataFrame]) -> pd.DataFrame:
     """``layers="all"``: each layer's mean vectors (:func:`vectors_table` of every layer, input embedding first)
     scaled to unit length per element, concatenated in layer order into one ``(L + 1) F``-dim vector per element."""
-    unit = [block.div(np.linalg.norm(block.to_numpy(), axis=1).clip(min=1e-12), axis=0) for block in blocks]
-    table = pd.DataFrame(np.hstack([block.to_numpy() for block in unit]), index=blocks[0].index)
+    arrays = [block.to_numpy() for block in blocks]
+    unit = [a / np.linalg.norm(a, axis=1, keepdims=True).clip(min=1e-12) for a in arrays]
+    table = pd.DataFrame(np.hstack(unit), index=blocks[0].index)
     table.attrs["count"] = blocks[0].attrs["count"]
     return table
 

@@ -195,7 +195,7 @@ def merge_rows(out: Path, update: Path) -> None:
     command = new["command"].replace(f"--out {update}", f"--out {out}")  # not the scratch folder it wrote to
     entry = {"command": command, "featurizers": sorted(names)}
     same = [u for u in old.get("updated", []) if (u["command"], u["featurizers"]) == (command, entry["featurizers"])]
-    entry["times"] = sum(u.get("times", 1) for u in same) + 1 if same else 1  # the same command again: one line
+    entry["times"] = 1 + sum(u.get("times", 1) for u in same)  # the same command again: one line
     old["updated"] = [u for u in old.get("updated", []) if u not in same] + [entry]
     write_merged(out, old, summary)
 
