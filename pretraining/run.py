@@ -395,15 +395,16 @@ def pretrain(args, world, argv) -> int:
                       "history": history, "best": best, "commands": commands}, checkpoint_path)
         # export after every epoch, so that a run stopped early still leaves its best weights
         export(args, method, best, history, data_info, options, commands)
-    if not world.main:
-        return 0
-    if start_epoch > args.epochs and best["encoder"] is not None:  # resumed a finished run: export again
-        export(args, method, best, history, data_info, options, commands)
-
-    log(f"exported the encoder of epoch {best['epoch']} to {out}")
-    if args.push_to_hub:
-        push_to_hub(out, args.push_to_hub)
-        log(f"uploaded {out} to hf://{args.push_to_hub}")
+    if world.main:
+        if start_epoch > args.epochs and best["encoder"] is not None:  # resumed a finished run: export again
+            export(args, method, best, history, data_info, options, commands)
+        log(f"exported the encoder of epoch {best['epoch']} to {out}")
+        if args.push_to_hub:
+            push_to_hub(out, args.push_to_hub)
+            log(f"uploaded {out} to hf://{args.push_to_hub}")
+    # every rank leaves together: a rank that tore down its gloo process group while rank 0 was still exporting
+    # was once killed by SIGABRT ("terminate called without an active exception"), and torchrun then stops rank 0
+    distributed.barrier(world)
     return 0
 
 
