@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from matssl_featurizers.encoders import MASK_TOKEN, N_ELEMENTS, build_encoder, element_table, mean_pool
+from matssl_featurizers.encoders import MASK_TOKEN, N_ELEMENTS, POOLS, build_encoder, element_table, mean_pool, pool_rows
 from matssl_featurizers.graphs import MAX_NEIGHBORS, edge_lengths, edge_vectors
 
 from . import augmentations as aug
@@ -329,27 +329,39 @@ class MaskedDenoising(nn.Module):
       (rotation-equivariant); :math:`\mathcal{L}_\delta = \mathrm{mean}_i \lVert \hat\delta_i - \delta_i \rVert^2 / \sigma^2`;
     * strain: an MLP on the structure vector (the exported readout) predicts
       :math:`\sum_a \varepsilon_a / s` (the log volume change in units of ``max_strain``); squared error
-      (:math:`\mathcal{L}_\varepsilon`).
+      (:math:`\mathcal{L}_\varepsilon`);
+    * composition (off by default): an MLP on the mean, max and std over the sites of the *last* layer predicts
+      the mean and (population) std over the sites of the uncorrupted crystal's 92 CGCNN element features,
+      masked sites included, as the ``inputs:`` control summarizes them; squared error summed over the 184 values
+      (:math:`\mathcal{L}_c`). It reads the last layer, not the whole readout, whose input-layer part is a
+      linear image of those statistics: the term asks the convolutions to keep the chemistry they are given.
 
-    .. math:: \mathcal{L} = w_Z \mathcal{L}_Z + w_\delta \mathcal{L}_\delta + w_\varepsilon \mathcal{L}_\varepsilon
+    .. math:: \mathcal{L} = w_Z \mathcal{L}_Z + w_\delta \mathcal{L}_\delta + w_\varepsilon \mathcal{L}_\varepsilon + w_c \mathcal{L}_c
 
-    with ``element_weight``, ``noise_weight``, ``strain_weight`` (a weight of 0 drops its term; the
-    strain is not applied when ``strain_weight`` is 0). This pretext is this project's addition, not one of
+    with ``element_weight``, ``noise_weight``, ``strain_weight``, ``composition_weight`` (a weight of 0 drops
+    its term; the strain is not applied when ``strain_weight`` is 0). This pretext is this project's addition, not one of
     the four papers' methods; it follows denoising pretraining (Zaidi et al., ICLR 2023) and masked-atom
     prediction (Hu et al., ICLR 2020). ``atom_input``, ``readout``, ``atom_fea_len``: as :class:`CrystalTwins`.
     """
 
     def __init__(self, encoder_config: dict | None = None, mask_ratio: float = 0.15, noise_std: float = 0.1,
                  max_strain: float = 0.05, element_weight: float = 1.0, noise_weight: float = 1.0,
-                 strain_weight: float = 1.0, atom_input: str = "cgcnn92", readout: str = "layers", atom_fea_len: int = 64):
+                 strain_weight: float = 1.0, composition_weight: float = 0.0, atom_input: str = "cgcnn92",
+                 readout: str = "layers", atom_fea_len: int = 64):
         super().__init__()
         self.encoder = build_encoder(encoder_config or cgcnn_config(CRYSTAL_TWINS_ENCODER, atom_input, readout, atom_fea_len))
         width, edge_width = self.encoder.config["atom_fea_len"], self.encoder.distance.num_features
         self.element_head = nn.Sequential(nn.Linear(width, width), nn.Softplus(), nn.Linear(width, N_ELEMENTS + 1))
         self.noise_head = nn.Sequential(nn.Linear(2 * width + edge_width, width), nn.Softplus(), nn.Linear(width, 1))
         self.strain_head = nn.Sequential(nn.Linear(self.encoder.out_dim, width), nn.Softplus(), nn.Linear(width, 1))
+        if composition_weight:
+            self.register_buffer("composition_table", element_table("cgcnn92"))
+            n_features = self.composition_table.shape[1]
+            self.composition_head = nn.Sequential(nn.Linear(len(POOLS) * width, 2 * width), nn.Softplus(),
+                                                  nn.Linear(2 * width, 2 * n_features))
         self.mask_ratio, self.noise_std, self.max_strain = mask_ratio, noise_std, max_strain
-        self.weights = {"element": element_weight, "noise": noise_weight, "strain": strain_weight}
+        self.weights = {"element": element_weight, "noise": noise_weight, "strain": strain_weight,
+                        "composition": composition_weight}
 
     def corrupt(self, batch):
         """The corrupted batch, the mask ``[N]`` (bool), the displacements ``[N, 3]`` and the log strains ``[G, 3]``."""
@@ -383,6 +395,11 @@ class MaskedDenoising(nn.Module):
             vector = self.encoder.readout(corrupted, layers, edge_attr)
             target = log_strain.sum(1) / self.max_strain
             terms["strain"] = torch.nn.functional.mse_loss(self.strain_head(vector).squeeze(1), target)
+        if self.weights["composition"]:
+            node_graph, graphs = batch.batch, batch.num_graphs
+            target = pool_rows(self.composition_table[batch.atomic_numbers], node_graph, graphs, ("mean", "std"))
+            predicted = self.composition_head(pool_rows(h, node_graph, graphs, POOLS))
+            terms["composition"] = ((predicted - target) ** 2).sum(1).mean()
         loss = sum(self.weights[name] * value for name, value in terms.items())
         metrics = {name: float(value.detach()) for name, value in terms.items()}
         if self.weights["element"] and hit.any():

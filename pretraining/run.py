@@ -116,6 +116,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     method_options.add_argument("--noise-weight", type=float, default=None, help="masked-denoising: weight of noise prediction")
     method_options.add_argument("--strain-weight", type=float, default=None,
                                 help="masked-denoising: weight of strain prediction (0: no strain applied)")
+    method_options.add_argument("--composition-weight", type=float, default=None,
+                                help="masked-denoising: weight of predicting the element-feature statistics from the last layer (default 0)")
     method_options.add_argument("--atom-input", default=None,
                                 help="crystal-twins, crystalclr, crysatom: fixed element inputs, cgcnn92 or crysatom")
     method_options.add_argument("--atom-fea-len", type=int, default=None,
@@ -133,7 +135,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 METHOD_OPTIONS = ("perturb_distance", "atom_mask_ratio", "edge_mask_ratio", "lambd", "loss", "temperature", "p_augment",
                   "perturb_fraction", "max_strain", "supercell", "noise_std", "graph_weight", "readout", "mask_ratio",
-                  "element_weight", "noise_weight", "strain_weight", "atom_input", "atom_dim", "feature_weight",
+                  "element_weight", "noise_weight", "strain_weight", "composition_weight", "atom_input", "atom_dim", "feature_weight",
                   "connectivity_weight", "barlow_weight", "decoder_hidden", "element_temperature",
                   "element_prototypes", "atom_fea_len")
 

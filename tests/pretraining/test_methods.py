@@ -1,10 +1,11 @@
+import numpy as np
 import pytest
 import torch
 
 from matssl_featurizers.graphs import collate, edge_lengths, structure_to_graph
 from pretraining import augmentations as aug
 from pretraining.losses import barlow_twins_loss, connectivity_loss, element_prototype_loss, node_feature_loss
-from pretraining.methods import CDSSL, METHODS, CrysAtom, CrystalCLR, element_presence, node_pairs
+from pretraining.methods import CDSSL, METHODS, CrysAtom, CrystalCLR, MaskedDenoising, element_presence, node_pairs
 
 
 @pytest.fixture(scope="module")
@@ -190,6 +191,40 @@ def test_crysatom_element_term_learns_to_name_the_elements(batch):
     torch.manual_seed(0)
     history = _train(CrysAtom(atom_dim=32, element_weight=1.0), batch, 20)
     assert history[-1]["element"] < 0.5 * history[0]["element"]
+
+
+def test_masked_denoising_composition_term_is_off_by_default_and_scores_the_clean_element_statistics(structures, batch):
+    from matssl_featurizers.encoders import element_table
+
+    torch.manual_seed(0)
+    assert "composition" not in MaskedDenoising().loss(batch)[1]
+    method = MaskedDenoising(composition_weight=0.5)
+    torch.manual_seed(1)
+    loss, metrics = method.loss(batch)
+    assert metrics["loss"] == pytest.approx(metrics["element"] + metrics["noise"] + metrics["strain"]
+                                            + 0.5 * metrics["composition"], rel=1e-5)
+    # by hand: the head reads the last layer of the corrupted crystal, the target is the clean crystal's table rows
+    torch.manual_seed(1)
+    corrupted, hit, _, _ = method.corrupt(batch)
+    assert hit.any()
+    h = method.encoder.node_layers(corrupted)[0][-1]
+    table = element_table("cgcnn92").numpy()
+    expected = []
+    for graph, structure in enumerate(structures[:32]):
+        rows = table[[site.specie.Z for site in structure]]
+        h_graph = h[batch.batch == graph]
+        pooled = torch.cat([h_graph.mean(0), h_graph.max(0).values, h_graph.std(0, unbiased=False)])
+        target = torch.tensor(np.concatenate([rows.mean(0), rows.std(0)]), dtype=torch.float32)
+        expected.append(((method.composition_head(pooled) - target) ** 2).sum())
+    assert metrics["composition"] == pytest.approx(torch.stack(expected).mean().item(), rel=1e-4)
+
+
+def test_masked_denoising_composition_term_learns_the_element_statistics(batch):
+    torch.manual_seed(0)
+    method = MaskedDenoising(composition_weight=1.0, element_weight=0.0, noise_weight=0.0, strain_weight=0.0)
+    history = _train(method, batch, 30)
+    assert set(history[0]) == {"composition", "loss"}
+    assert history[-1]["composition"] < 0.3 * history[0]["composition"]
 
 
 @pytest.mark.parametrize("name", sorted(METHODS))

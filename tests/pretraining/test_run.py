@@ -98,6 +98,7 @@ def test_push_to_hub_uploads_the_exported_files(one_epoch, monkeypatch):
     ("cdssl", ["--noise-std", "0.1"], 160, "train_graph"),
     ("crysatom", ["--atom-dim", "24"], 24, "train_connectivity"),
     ("masked-denoising", ["--mask-ratio", "0.2"], 809, "train_element_accuracy"),
+    ("masked-denoising", ["--composition-weight", "1"], 809, "train_composition"),
     ("crystal-twins", ["--readout", "head"], 128, None),
 ])
 def test_other_methods_train_one_epoch_and_export_loadable_weights(tmp_path, structures, method, options, n_features,
