@@ -6,6 +6,8 @@ Give the run's ``--data``, ``--exclude`` and ``--seed`` to get its validation sp
 
 * CDSSL: the mean squared error of two trivial denoisers, copying the noisy graph's own edge features
   and predicting the mean clean edge, to compare with the validation loss in the model card.
+* masked-denoising, ``--composition-weight``: the composition term of the best constant prediction (the sum
+  over its 184 targets of their variance over the validation crystals).
 * CrystalCLR: the lowest value the composition-similarity loss can take on these batches (the mean over
   views of log |P(i)|), and the share of structures containing each of the most common elements.
 """
@@ -19,6 +21,7 @@ from pathlib import Path
 
 import torch
 
+from matssl_featurizers.encoders import element_table, pool_rows
 from matssl_featurizers.graphs import GaussianDistance, edge_lengths
 
 from . import augmentations as aug
@@ -38,6 +41,15 @@ def denoising_baselines(loader, noise_std: float, distance: GaussianDistance) ->
         targets.append(clean)
     target = torch.cat(targets)
     return {"copy_noisy_mse": copy_sum / n_values, "predict_mean_mse": ((target - target.mean(0)) ** 2).mean().item()}
+
+
+def composition_baseline(loader) -> float:
+    """Squared error summed over the targets of the masked-denoising composition term (mean and std over the
+    sites of the 92 element features), averaged over crystals, of predicting every crystal the mean target."""
+    table = element_table("cgcnn92")
+    targets = torch.cat([pool_rows(table[batch.atomic_numbers], batch.batch, batch.num_graphs, ("mean", "std"))
+                         for batch in loader]).double()
+    return ((targets - targets.mean(0)) ** 2).sum(1).mean().item()
 
 
 def composition_similarity_floor(loader) -> float:
@@ -82,6 +94,7 @@ def main(argv=None) -> int:
     report = {
         "n_validation": len(val_idx),
         "cdssl": denoising_baselines(loader, args.noise_std, GaussianDistance(0.0, 8.0, 0.2)),
+        "masked_denoising_composition_constant": composition_baseline(loader),
         "crystalclr_cs_floor": composition_similarity_floor(loader),
         "element_shares": element_shares(everything),
     }

@@ -3,7 +3,7 @@ import torch
 from matssl_featurizers.graphs import GaussianDistance, collate, structure_to_graph
 from pretraining.losses import composition_similarity_loss
 from pretraining.methods import element_presence
-from pretraining.pretext_floors import composition_similarity_floor, denoising_baselines, element_shares
+from pretraining.pretext_floors import composition_baseline, composition_similarity_floor, denoising_baselines, element_shares
 
 
 def _batches(structures, size=16):
@@ -28,6 +28,23 @@ def test_no_embedding_goes_below_the_composition_similarity_floor(structures):
         z = torch.randn(batch.num_graphs, 8)
         losses.append(composition_similarity_loss(z, z + 0.01 * torch.randn_like(z), element_presence(batch), 0.05))
     assert floor <= float(torch.stack(losses).mean()) + 1e-6
+
+
+def test_composition_baseline_is_the_spread_of_the_element_statistics_over_the_crystals(structures):
+    import numpy as np
+
+    from matssl_featurizers.encoders import element_table
+
+    table = element_table("cgcnn92").numpy()
+    targets = []
+    for structure in structures[:48]:
+        rows = table[[site.specie.Z for site in structure]]
+        targets.append(np.concatenate([rows.mean(0), rows.std(0)]))
+    by_hand = np.array(targets).var(0).sum()
+    assert by_hand > 0
+    assert abs(composition_baseline(_batches(structures)) - by_hand) < 1e-5 * by_hand
+    one_crystal = [collate([structure_to_graph(structures[0])] * 4)]
+    assert composition_baseline(one_crystal) < 1e-10, "identical crystals: the constant prediction is exact"
 
 
 def test_element_shares_count_structures_not_sites(structures):
