@@ -32,6 +32,20 @@ def test_one_epoch_for_both_initialisations_on_the_folds_of_evaluate(tmp_path):
     assert json.loads((tmp_path / "rf" / "results.json").read_text())["test_ids"] == results["test_ids"]
 
 
+def test_split_restricts_the_rows_to_that_split(tmp_path, monkeypatch):
+    monkeypatch.setattr(tasks, "SPLIT_SIZE", 30)
+    args = ["--data", str(STRUCTURES_FILE), "--target", "formation_energy_per_atom", "--folds", "2"]
+    assert finetune.main([*args, "--split", "dev", "--model", "crystal-twins", "--init", "random", "--epochs", "1",
+                          "--out", str(tmp_path / "ft")]) == 0
+    results = json.loads((tmp_path / "ft" / "results.json").read_text())
+    records = tasks.labelled_records([STRUCTURES_FILE], ["formation_energy_per_atom"])
+    ids = [r["id"] for r in records]
+    dev = {ids[i] for i in tasks.split_positions(ids, "dev")}
+    tested = [i for fold in results["test_ids"] for i in fold]
+    assert results["split"] == "dev" and len(tested) == 30 and set(tested) == dev
+    assert "(dev split)" in (tmp_path / "ft" / "results.md").read_text()
+
+
 def test_pretrained_loads_the_weights_and_random_draws_new_ones():
     pretrained = finetune.build_model("crystal-twins", "pretrained", seed=0)
     random = finetune.build_model("crystal-twins", "random", seed=0)
