@@ -313,6 +313,12 @@ class CrysAtom(nn.Module):
         return loss, metrics
 
 
+def element_statistics(table: torch.Tensor, batch) -> torch.Tensor:
+    """Mean and (population) std over each crystal's sites of its elements' rows of ``table`` ``[119, D]``:
+    ``[G, 2 D]``, the targets of the masked-denoising composition term."""
+    return pool_rows(table[batch.atomic_numbers], batch.batch, batch.num_graphs, ("mean", "std"))
+
+
 class MaskedDenoising(nn.Module):
     r"""Chemistry and geometry in one pass: masked-element prediction, position denoising and strain prediction.
 
@@ -396,9 +402,8 @@ class MaskedDenoising(nn.Module):
             target = log_strain.sum(1) / self.max_strain
             terms["strain"] = torch.nn.functional.mse_loss(self.strain_head(vector).squeeze(1), target)
         if self.weights["composition"]:
-            node_graph, graphs = batch.batch, batch.num_graphs
-            target = pool_rows(self.composition_table[batch.atomic_numbers], node_graph, graphs, ("mean", "std"))
-            predicted = self.composition_head(pool_rows(h, node_graph, graphs, POOLS))
+            target = element_statistics(self.composition_table, batch)
+            predicted = self.composition_head(pool_rows(h, batch.batch, batch.num_graphs, POOLS))
             terms["composition"] = ((predicted - target) ** 2).sum(1).mean()
         loss = sum(self.weights[name] * value for name, value in terms.items())
         metrics = {name: float(value.detach()) for name, value in terms.items()}

@@ -21,12 +21,12 @@ from pathlib import Path
 
 import torch
 
-from matssl_featurizers.encoders import element_table, pool_rows
+from matssl_featurizers.encoders import element_table
 from matssl_featurizers.graphs import GaussianDistance, edge_lengths
 
 from . import augmentations as aug
 from .data import GraphDataset, build_graphs, graph_loader
-from .methods import element_presence
+from .methods import element_presence, element_statistics
 from .run import corpus_rows, split_indices
 
 
@@ -47,8 +47,7 @@ def composition_baseline(loader) -> float:
     """Squared error summed over the targets of the masked-denoising composition term (mean and std over the
     sites of the 92 element features), averaged over crystals, of predicting every crystal the mean target."""
     table = element_table("cgcnn92")
-    targets = torch.cat([pool_rows(table[batch.atomic_numbers], batch.batch, batch.num_graphs, ("mean", "std"))
-                         for batch in loader]).double()
+    targets = torch.cat([element_statistics(table, batch) for batch in loader]).double()
     return ((targets - targets.mean(0)) ** 2).sum(1).mean().item()
 
 
