@@ -18,6 +18,10 @@ mean squared error of the target standardised on the training rows (as in CGCNN)
 * ``crysatom``: the same CGCNN with the bundled CrysAtom atom vectors as fixed node inputs (CrysAtom's
   protocol; Mukherjee et al. 2024), randomly initialised.
 
+The randomly initialised starts are drawn once per ``--random-seeds`` seed (rows ``random:MODEL@SEED`` when
+more than one is given), so that the pretrained encoder can be compared with several draws, as
+``pretraining.evaluate`` does for random weights. Seed 0 draws the weights of a single-seed run.
+
 Writes ``results.json`` and ``results.md`` (test MAE mean ± std over folds); ``--card DIR`` puts the
 table into those model cards.
 """
@@ -77,9 +81,17 @@ def build_model(model: str, init: str, seed: int, hidden: int = 64) -> PropertyR
     return PropertyRegressor(encoder.train(), hidden)
 
 
-def run_label(model: str, init: str) -> str:
-    """Row label: the model for ``pretrained``, ``random:MODEL`` and ``crysatom:MODEL`` (as in ``pretraining.evaluate``)."""
-    return model if init == "pretrained" else f"{init}:{model}"
+def run_label(model: str, init: str, seed: int | None = None) -> str:
+    """Row label: the model for ``pretrained``, ``random:MODEL`` and ``crysatom:MODEL`` (as in ``pretraining.evaluate``),
+    with ``@SEED`` when ``seed`` is given."""
+    if init == "pretrained":
+        return model
+    return f"{init}:{model}" + (f"@{seed}" if seed is not None else "")
+
+
+def weight_seed(seed: int, fold: int, random_seed: int) -> int:
+    """Seed of the weights drawn and of the batch order for one fold and one ``--random-seeds`` seed."""
+    return seed + fold + 1000 * random_seed
 
 
 def graph_arrays(structures) -> list:
@@ -141,6 +153,8 @@ def parse_args(argv=None):
     p.add_argument("--split", choices=SPLITS, default=None, help="fine-tune on the rows of this split only (default: all rows)")
     p.add_argument("--limit", type=int, default=None, help="use N labelled rows drawn with --seed")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--random-seeds", default="0", help="comma separated seeds of the randomly initialised starts "
+                   "(default: %(default)s; rows random:MODEL@SEED when more than one)")
     p.add_argument("--epochs", type=int, default=100, help="at most this many epochs")
     p.add_argument("--patience", type=int, default=10, help="early stopping: epochs without a lower validation MAE")
     p.add_argument("--val-fraction", type=float, default=0.1, help="share of each training set held out for early stopping")
@@ -171,12 +185,13 @@ def runs_of(models: list[str], inits: list[str]) -> list[tuple[str, str]]:
 
 
 def fold_result(model_name: str, init: str, arrays: list, y: np.ndarray, fit_rows, val, test, args, fold: int,
-             device, progress=None) -> dict:
+             device, progress=None, random_seed: int = 0) -> dict:
     """Fine-tune one initialisation on one fold: test MAE, best and last epoch, seconds."""
-    model = build_model(model_name, init, args.seed + fold, args.hidden).to(device)
+    seed = weight_seed(args.seed, fold, random_seed)
+    model = build_model(model_name, init, seed, args.hidden).to(device)
     start = time.perf_counter()
     info = fit(model, arrays, y, fit_rows, val, epochs=args.epochs, patience=args.patience, batch_size=args.batch_size,
-               lr=args.lr, device=device, seed=args.seed + fold, progress=progress)
+               lr=args.lr, device=device, seed=seed, progress=progress)
     pred = predict(model, arrays, test, args.batch_size, device) * info["std"] + info["mean"]
     return {"mae": float(np.mean(np.abs(pred - y[test]))), "best_epoch": info["best_epoch"], "epochs": info["epochs"],
             "seconds": round(time.perf_counter() - start, 2)}
@@ -187,8 +202,10 @@ def main(argv=None) -> int:
     command = command_line("pretraining.finetune", argv)
     targets = [t.strip() for t in args.target.split(",")]
     models = [m.strip() for m in args.model.split(",")]
-    runs = runs_of(models, [i.strip() for i in args.init.split(",")])
-    for model, init in runs:  # fail before any training on a bad model or init
+    random_seeds = [int(x) for x in args.random_seeds.split(",")]
+    runs = [(model, init, seed) for model, init in runs_of(models, [i.strip() for i in args.init.split(",")])
+            for seed in ([0] if init == "pretrained" else random_seeds)]
+    for model, init, _ in runs:  # fail before any training on a bad model or init
         build_model(model, init, args.seed, args.hidden)
     train_sizes = parse_train_sizes(args.train_sizes)
     device = torch.device(args.device)
@@ -198,7 +215,7 @@ def main(argv=None) -> int:
     splits = cv_splits(len(df), args.folds, args.seed)
     arrays = graph_arrays(tqdm(df["structure"], desc="crystal graphs", unit="structure"))
     ok = np.array([not isinstance(a, Exception) for a in arrays])
-    if any(init == "crysatom" for _, init in runs):  # rows with elements CrysAtom has no vector for are dropped for every run
+    if any(init == "crysatom" for _, init, _ in runs):  # rows with elements CrysAtom has no vector for are dropped for every run
         from matssl_featurizers.atom_vectors import load_atom_vectors
 
         known = set(load_atom_vectors().index)
@@ -214,9 +231,10 @@ def main(argv=None) -> int:
                 shuffled = np.random.default_rng(args.seed + fold).permutation(train)
                 n_val = max(2, int(round(args.val_fraction * len(train))))
                 val, fit_rows = shuffled[:n_val], shuffled[n_val:]
-                for model_name, init in runs:
-                    record = fold_result(model_name, init, arrays, y, fit_rows, val, test, args, fold, device, bar)
-                    records.append({"target": target, "model": run_label(model_name, init), "init": init,
+                for model_name, init, seed in runs:
+                    record = fold_result(model_name, init, arrays, y, fit_rows, val, test, args, fold, device, bar, seed)
+                    label = run_label(model_name, init, seed if len(random_seeds) > 1 else None)
+                    records.append({"target": target, "model": label, "init": init, "random_seed": seed,
                                     "train_size": size, "n_train": int(len(train)), "n_fit": int(len(fit_rows)),
                                     "n_val": int(n_val), "n_test": int(len(test)), "fold": fold, **record})
                     bar.update()

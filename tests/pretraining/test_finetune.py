@@ -46,6 +46,21 @@ def test_split_restricts_the_rows_to_that_split(tmp_path, monkeypatch):
     assert "(dev split)" in (tmp_path / "ft" / "results.md").read_text()
 
 
+def test_random_seeds_draw_one_start_per_seed_and_seed_0_is_the_single_seed_run(tmp_path):
+    args = ["--data", str(STRUCTURES_FILE), "--target", "formation_energy_per_atom", "--folds", "2", "--model",
+            "crystal-twins", "--init", "random", "--epochs", "1"]
+    assert finetune.main([*args, "--out", str(tmp_path / "one")]) == 0
+    assert finetune.main([*args, "--random-seeds", "0,2", "--out", str(tmp_path / "two")]) == 0
+    one = json.loads((tmp_path / "one" / "results.json").read_text())["results"]
+    two = json.loads((tmp_path / "two" / "results.json").read_text())["results"]
+    assert {r["model"] for r in one} == {"random:crystal-twins"}
+    assert [r["model"] for r in two] == ["random:crystal-twins@0", "random:crystal-twins@2"] * 2
+    by_seed = {seed: [r["mae"] for r in two if r["random_seed"] == seed] for seed in (0, 2)}
+    assert by_seed[0] == pytest.approx([r["mae"] for r in one], rel=1e-6)
+    assert all(abs(a - b) > 1e-6 for a, b in zip(by_seed[0], by_seed[2]))
+    assert "| random:crystal-twins@2 |" in (tmp_path / "two" / "results.md").read_text()
+
+
 def test_pretrained_loads_the_weights_and_random_draws_new_ones():
     pretrained = finetune.build_model("crystal-twins", "pretrained", seed=0)
     random = finetune.build_model("crystal-twins", "random", seed=0)
