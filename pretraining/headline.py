@@ -37,7 +37,7 @@ from matssl_featurizers import weights as weights_io
 
 from . import evaluate
 from .card import set_evaluation
-from .report import combined_table, load_results
+from .report import beats, combined_table, load_results
 from .tasks import SPLITS, TASKS
 
 SHARED_TARGETS = {(TASKS[name][0].split(".")[0], target) for name in ("mp_cgcnn", "castelli_perovskites", "carbon24", "jarvis_dft3d")
@@ -93,14 +93,6 @@ def rows_reading(model: str) -> list[str]:
 def summary(records: pd.DataFrame) -> pd.DataFrame:
     """Mean and std over folds per (task, target, featurizer)."""
     return records.groupby(["task", "target", "row"])["mae"].agg(["mean", "std"])
-
-
-def beats(stats: pd.DataFrame, key: tuple, row: str, controls: list[str]) -> tuple[bool, bool]:
-    """Whether ``row`` has a lower mean MAE than every control, and whether by more than one fold std each."""
-    mine = stats.loc[(*key, row)]
-    lower = all(mine["mean"] < stats.loc[(*key, c)]["mean"] for c in controls)
-    clear = all(stats.loc[(*key, c)]["mean"] - mine["mean"] > max(mine["std"], stats.loc[(*key, c)]["std"]) for c in controls)
-    return lower, clear
 
 
 def shared_target_wins(stats: pd.DataFrame, model: str, controls: tuple[str, str], seeds: list[int]) -> tuple[str, str]:

@@ -7,6 +7,10 @@ One row per featurizer (or fine-tuned model), one column per dataset, target and
 target and training size is bold; for fine-tuning runs a line below counts the runs that reached
 the ``--epochs`` cap. Each column has at least ``--digits`` decimals and enough to show its
 smallest mean to three significant figures. Featurizers missing from a run leave their cells empty.
+
+``--versus ROW [--controls A,B]`` adds the verdict of one row against its controls (default: every other row)
+per column: lower mean MAE than every control, and lower by more than the larger of the two fold standard
+deviations for each control (the margin of the README's headline verdicts).
 """
 
 from __future__ import annotations
@@ -47,6 +51,41 @@ def epoch_caps(records: pd.DataFrame) -> str:
                 for size, group in counts.groupby(level=0, sort=False)]
     return (f"Runs that reached the epoch cap: {int(records['capped'].sum())} of {len(records)} "
             f"({'; '.join(per_size)}).")
+
+
+def beats(stats: pd.DataFrame, key: tuple, row: str, controls: list[str]) -> tuple[bool, bool]:
+    """Whether ``row`` has a lower mean MAE than every control, and whether by more than one fold std each
+    (the larger of the two rows' stds); ``stats`` has ``mean`` and ``std`` indexed by ``(*key, row)``."""
+    mine = stats.loc[(*key, row)]
+    lower = all(mine["mean"] < stats.loc[(*key, c)]["mean"] for c in controls)
+    clear = all(stats.loc[(*key, c)]["mean"] - mine["mean"] > max(mine["std"], stats.loc[(*key, c)]["std"]) for c in controls)
+    return lower, clear
+
+
+def versus_table(directories, row: str, controls: list[str] | None = None) -> str:
+    """Per (task, target, train size) that ``row`` has: its MAE, the best control's, and whether ``row`` beats
+    every control (:func:`beats`), with a count line."""
+    records = pd.concat([load_results(d) for d in directories], ignore_index=True)
+    records["train_size"] = records["train_size"].astype(str)
+    stats = records.groupby(["task", "target", "train_size", "row"], sort=False)["mae"].agg(["mean", "std"])
+    controls = controls or [r for r in dict.fromkeys(records["row"]) if r != row]
+    keys = [k for k in dict.fromkeys(i[:3] for i in stats.index) if (*k, row) in stats.index]
+    missing = sorted({c for k in keys for c in controls if (*k, c) not in stats.index})
+    if not keys or missing:
+        raise SystemExit(f"--versus {row!r}: no results for it" if not keys else f"controls without results: {', '.join(missing)}")
+    lines = [f"| task, target, train size | {row} | best control | lower than every control | by more than one fold std |",
+             "|---|---|---|---|---|"]
+    wins = clear_wins = 0
+    for key in keys:
+        lower, clear = beats(stats, key, row, controls)
+        wins, clear_wins = wins + lower, clear_wins + clear
+        best = min(controls, key=lambda c: stats.loc[(*key, c)]["mean"])
+        cell = lambda r: f"{stats.loc[(*key, r)]['mean']:.4g} ± {stats.loc[(*key, r)]['std']:.2g}"
+        lines.append(f"| {key[0]} `{key[1]}`, {key[2]} | {cell(row)} | {best}: {cell(best)} | "
+                     f"{'yes' if lower else 'no'} | {'yes' if clear else 'no'} |")
+    lines += ["", f"{row} against {', '.join(controls)}: lower on {wins} of {len(keys)}, by more than one fold std on "
+                  f"{clear_wins} of {len(keys)}."]
+    return "\n".join(lines)
 
 
 def combined_table(directories, digits: int = 3, transpose: bool = False, by_run: bool = False) -> str:
@@ -90,8 +129,12 @@ def main(argv=None) -> int:
     p.add_argument("--transpose", action="store_true", help="one row per task and training size, one column per featurizer")
     p.add_argument("--by-run", action="store_true", help="one row per run and featurizer (runs of the same featurizers "
                                                          "with other settings, e.g. readouts)")
+    p.add_argument("--versus", default=None, help="also print this row's verdict against --controls")
+    p.add_argument("--controls", default=None, help="with --versus: comma separated rows (default: every other row)")
     args = p.parse_args(argv)
     print(combined_table(args.runs, args.digits, args.transpose, args.by_run))
+    if args.versus:
+        print("\n" + versus_table(args.runs, args.versus, args.controls.split(",") if args.controls else None))
     return 0
 
 

@@ -1,5 +1,7 @@
 import json
 
+import pytest
+
 from pretraining import report
 
 
@@ -53,3 +55,19 @@ def test_runs_of_the_same_featurizers_with_other_settings_stay_apart(tmp_path):
     assert report.combined_table([a, b]).splitlines()[2:] == ["| m | **0.250 ± 0.191** |"]
     assert report.combined_table([a, b], by_run=True).splitlines()[2:] == ["| pool-mean: m | 0.400 ± 0.141 |",
                                                                           "| pool-max: m | **0.100 ± 0.000** |"]
+
+
+def test_versus_counts_wins_over_every_control_and_margins_beyond_the_larger_fold_std(tmp_path):
+    command = "python -m pretraining.finetune --data castelli.jsonl.gz --target e_form --model m --epochs 40"
+    run = _run(tmp_path / "ft", command, "model", {
+        ("m", 10): [0.30, 0.50], ("r@0", 10): [0.60, 0.80], ("r@1", 10): [0.45, 0.55],   # 0.5 vs 0.4: lower, margin < std 0.141
+        ("m", "all"): [0.10, 0.12], ("r@0", "all"): [0.20, 0.22], ("r@1", "all"): [0.30, 0.30],  # clear against both
+    })
+    lines = report.versus_table([run], "m").splitlines()
+    assert lines[2] == "| castelli `e_form`, 10 | 0.4 ± 0.14 | r@1: 0.5 ± 0.071 | yes | no |"
+    assert lines[3] == "| castelli `e_form`, all | 0.11 ± 0.014 | r@0: 0.21 ± 0.014 | yes | yes |"
+    assert lines[-1] == "m against r@0, r@1: lower on 2 of 2, by more than one fold std on 1 of 2."
+    assert report.versus_table([run], "r@1", ["r@0"]).splitlines()[-1] == (
+        "r@1 against r@0: lower on 1 of 2, by more than one fold std on 1 of 2.")  # 0.5 ± 0.071 vs 0.7 ± 0.141
+    with pytest.raises(SystemExit, match="without results: x"):
+        report.versus_table([run], "m", ["x"])
