@@ -37,7 +37,7 @@ from matssl_featurizers import weights as weights_io
 
 from . import evaluate
 from .card import set_evaluation
-from .report import beats, combined_table, load_results
+from .report import beats, combined_table, load_runs
 from .tasks import SPLITS, TASKS
 
 SHARED_TARGETS = {(TASKS[name][0].split(".")[0], target) for name in ("mp_cgcnn", "castelli_perovskites", "carbon24", "jarvis_dft3d")
@@ -248,7 +248,7 @@ def main(argv=None) -> int:
                 merge_rows(out, Path(scratch))
         directories.append(out)
     seeds = [int(s) for s in args.random_seeds.split(",")]
-    records = pd.concat([load_results(d) for d in directories], ignore_index=True)
+    records = load_runs(directories)
     text = render(directories, records, models, seeds, command, args.folds, args.split, args.max_features)
     (args.out / "results.md").write_text(text)
     print(text)

@@ -42,6 +42,13 @@ def load_results(directory: Path, by_run: bool = False) -> pd.DataFrame:
     return records
 
 
+def load_runs(directories, by_run: bool = False) -> pd.DataFrame:
+    """The records of several runs (:func:`load_results`) in one frame, training sizes as text (``"100"``, ``"all"``)."""
+    records = pd.concat([load_results(d, by_run) for d in directories], ignore_index=True)
+    records["train_size"] = records["train_size"].astype(str)
+    return records
+
+
 def epoch_caps(records: pd.DataFrame) -> str:
     """How many fine-tuning runs reached the epoch cap, per training size and model ('' for random forests)."""
     if "capped" not in records:
@@ -65,8 +72,7 @@ def beats(stats: pd.DataFrame, key: tuple, row: str, controls: list[str]) -> tup
 def versus_table(directories, row: str, controls: list[str] | None = None) -> str:
     """Per (task, target, train size) that ``row`` has: its MAE, the best control's, and whether ``row`` beats
     every control (:func:`beats`), with a count line."""
-    records = pd.concat([load_results(d) for d in directories], ignore_index=True)
-    records["train_size"] = records["train_size"].astype(str)
+    records = load_runs(directories)
     stats = records.groupby(["task", "target", "train_size", "row"], sort=False)["mae"].agg(["mean", "std"])
     controls = controls or [r for r in dict.fromkeys(records["row"]) if r != row]
     keys = [k for k in dict.fromkeys(i[:3] for i in stats.index) if (*k, row) in stats.index]
@@ -91,8 +97,7 @@ def versus_table(directories, row: str, controls: list[str] | None = None) -> st
 def combined_table(directories, digits: int = 3, transpose: bool = False, by_run: bool = False) -> str:
     """MAE mean ± std over folds of every run in ``directories``: one row per featurizer or model and one
     column per (task, target, train size), or the other way round with ``transpose``."""
-    records = pd.concat([load_results(d, by_run) for d in directories], ignore_index=True)
-    records["train_size"] = records["train_size"].astype(str)
+    records = load_runs(directories, by_run)
     summary = (records.groupby(["task", "target", "train_size", "row"], sort=False)
                .agg(mean=("mae", "mean"), std=("mae", "std"), n_train=("n_train", "mean")).reset_index())
     columns = summary[["task", "target", "train_size"]].drop_duplicates().values.tolist()
