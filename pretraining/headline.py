@@ -43,7 +43,7 @@ from .tasks import SPLITS, TASKS
 SHARED_TARGETS = {(TASKS[name][0].split(".")[0], target) for name in ("mp_cgcnn", "castelli_perovskites", "carbon24", "jarvis_dft3d")
                   for target in TASKS[name][1]}  # the seven targets of the shared tasks
 STRUCTURE_SENSITIVE = {("castelli_perovskites", "e_form"), ("carbon24", "energy_per_atom"), ("jarvis_dft3d", "epsx"),
-                       ("jarvis_dft3d", "exfoliation_energy")}
+                       ("jarvis_dft3d", "exfoliation_energy"), ("jarvis_dft3d", "max_efg")}
 START, END = "<!-- headline:start -->", "<!-- headline:end -->"
 
 

@@ -41,6 +41,7 @@ TASKS = {
     # structure-sensitive JARVIS targets (JARVIS is never pretrained on)
     "jarvis_dielectric": ("jarvis_dft3d.jsonl.gz", ("epsx",)),
     "jarvis_exfoliation": ("jarvis_dft3d.jsonl.gz", ("exfoliation_energy",)),
+    "jarvis_efg": ("jarvis_dft3d.jsonl.gz", ("max_efg",)),  # zero at sites of cubic symmetry: set by the arrangement
 }
 
 
