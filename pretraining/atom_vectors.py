@@ -17,7 +17,6 @@ receives ``atom_vectors.csv`` (see :mod:`matssl_featurizers.atom_vectors`) and `
 from __future__ import annotations
 
 import argparse
-import shlex
 import sys
 from pathlib import Path
 
@@ -219,7 +218,7 @@ def main(argv=None) -> int:
     p.add_argument("--cache-dir", type=Path, default=None)
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
-    command = "python -m pretraining.atom_vectors " + " ".join(shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
+    command = card.command_line("pretraining.atom_vectors", argv)
     table = extract(args.weights, args.data, args.batch_size, args.device, args.cache_dir, args.workers,
                     not args.no_progress, args.exclude, args.weighting, args.layers)
     save_atom_vectors(table, args.out / ATOM_VECTORS_NAME)

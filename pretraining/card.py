@@ -12,6 +12,7 @@ import json
 import os
 import re
 import shlex
+import sys
 from pathlib import Path
 
 from .methods import ELEMENT_PROTOTYPES
@@ -91,6 +92,20 @@ def card_options(text: str) -> dict:
     return {}
 
 
+def shell_word(word: str) -> str:
+    """``word`` quoted for a POSIX shell as :func:`shlex.quote` does, except that a word with an apostrophe and
+    nothing that double quotes would expand is put in double quotes: ``"the headline's folds"``, not
+    ``'the headline'"'"'s folds'``."""
+    if "'" in word and not any(c in word for c in '"$`\\!'):
+        return f'"{word}"'
+    return shlex.quote(word)
+
+
+def command_line(module: str, argv) -> str:
+    """``python -m MODULE ARGS`` as it ran (``argv`` None: the process's arguments), for results and cards."""
+    return f"python -m {module} " + " ".join(shell_word(a) for a in (sys.argv[1:] if argv is None else argv))
+
+
 def portable(command: str) -> str:
     """``command`` with absolute paths made relative to the working directory."""
     words = []
@@ -98,7 +113,7 @@ def portable(command: str) -> str:
         if os.path.isabs(word):
             word = os.path.relpath(word)
         words.append(word)
-    return " ".join(shlex.quote(w) for w in words)
+    return " ".join(shell_word(w) for w in words)
 
 
 def loss_table(history: list[dict]) -> str:

@@ -38,7 +38,6 @@ import argparse
 import functools
 import hashlib
 import json
-import shlex
 import sys
 import tempfile
 from pathlib import Path
@@ -393,14 +392,9 @@ def write_results(out: Path, text: str, payload: dict, cards=(), section: str | 
         card.set_evaluation(Path(card_dir) / "README.md", text, section)
 
 
-def command_line(module: str, argv) -> str:
-    """The command that ran, for results and cards."""
-    return f"python -m {module} " + " ".join(shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
-
-
 def main(argv=None) -> int:
     args = parse_args(argv)
-    command = command_line("pretraining.evaluate", argv)
+    command = card.command_line("pretraining.evaluate", argv)
     targets = [t.strip() for t in args.target.split(",")]
     overrides = readout_overrides(args.readout, args.pool, not args.no_pool_edges)
     random_seeds = [int(x) for x in args.random_seeds.split(",")]

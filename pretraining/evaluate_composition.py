@@ -28,7 +28,8 @@ from matssl_featurizers.atom_vectors import save_atom_vectors
 from matssl_featurizers.composition import CrysAtomFeaturizer
 
 from .data import iter_records
-from .evaluate import command_line, effective_rank, evaluate, markdown_table, write_results
+from .card import command_line
+from .evaluate import effective_rank, evaluate, markdown_table, write_results
 from .tasks import cv_splits, parse_train_sizes
 
 ELEMENT_PROPERTY_PRESETS = {"ElementProperty": "magpie", "matscholar": "matscholar_el", "megnet": "megnet_el"}

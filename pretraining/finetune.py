@@ -46,7 +46,8 @@ from matssl_featurizers.graphs import collate_arrays
 from matssl_featurizers.neighbors import graph_batches
 from matssl_featurizers.weights import load_encoder, read_config
 
-from .evaluate import command_line, distinct_architectures, markdown_table, write_results
+from .card import command_line
+from .evaluate import distinct_architectures, markdown_table, write_results
 from .tasks import SPLITS, cv_splits, load_labelled, parse_train_sizes, training_rows
 
 INITS = ("pretrained", "random", "crysatom")

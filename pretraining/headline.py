@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shlex
 import sys
 import tempfile
 from pathlib import Path
@@ -36,7 +35,7 @@ import pandas as pd
 from matssl_featurizers import weights as weights_io
 
 from . import evaluate
-from .card import set_evaluation
+from .card import command_line, set_evaluation
 from .report import beats, combined_table, load_runs
 from .tasks import SPLITS, TASKS
 
@@ -223,7 +222,7 @@ def main(argv=None) -> int:
     given = sys.argv[1:] if argv is None else list(argv)
     given = [a for i, a in enumerate(given)  # the command that evaluates everything
              if a != "--reuse" and a != "--only" and not a.startswith("--only=") and not (i and given[i - 1] == "--only")]
-    command = "python -m pretraining.headline " + " ".join(shlex.quote(a) for a in given)
+    command = command_line("pretraining.headline", given)
     models = structure_models()
     names = ",".join(featurizer_names(models))
     if args.only is not None:  # a re-released model's rows, and every row that reads its weights

@@ -24,7 +24,6 @@ import inspect
 import json
 import math
 import os
-import shlex
 import sys
 import time
 from functools import partial
@@ -294,7 +293,7 @@ def _launcher(world) -> str:
 
 def pretrain(args, world, argv) -> int:
     """The run of :func:`main` in one process of ``world`` (rank 0 alone writes and prints)."""
-    commands = [_launcher(world) + " " + " ".join(shlex.quote(a) for a in argv)]
+    commands = [_launcher(world) + " " + " ".join(card.shell_word(a) for a in argv)]
     progress = not args.no_progress and world.main
     log = partial(print, file=sys.stderr) if world.main else (lambda *_: None)
     device = world.device

@@ -44,3 +44,13 @@ def test_an_empty_or_missing_evaluation_section_reads_as_the_placeholder(tmp_pat
     assert card.evaluation_of(path) == card.EVALUATION_PLACEHOLDER
     path.write_text(f"# model\n\n{card.EVALUATION_HEADING}\nMAE 0.2\n\n## Differences from the paper\n- none\n")
     assert card.evaluation_of(path) == "MAE 0.2"
+
+
+def test_command_words_with_an_apostrophe_are_double_quoted_and_every_word_reads_back():
+    import shlex
+
+    words = ["--card-section", "Fine-tuned on the headline's test folds: mp_cgcnn", "it's $HOME", "a b", "plain"]
+    line = card.command_line("pretraining.finetune", words)
+    assert '"Fine-tuned on the headline\'s test folds: mp_cgcnn"' in line  # not '...headline'"'"'s...'
+    assert shlex.split(line)[3:] == words  # "$HOME" inside stays literal: single-quoted
+    assert card.portable(line) == line
