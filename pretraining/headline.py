@@ -214,7 +214,8 @@ def main(argv=None) -> int:
     p.add_argument("--out", type=Path, default=Path("eval") / "headline", help="default: %(default)s")
     p.add_argument("--readme", type=Path, default=None, help="put the result between the headline markers of this file")
     p.add_argument("--cards", action="store_true", help="write each model's results into its bundled model card")
-    p.add_argument("--reuse", action="store_true", help="render the results already under --out instead of evaluating again")
+    p.add_argument("--reuse", action="store_true", help="render the results already under --out instead of evaluating again "
+                                                          "(a task with none there is evaluated)")
     p.add_argument("--only", default=None, help="comma separated rows to evaluate again (e.g. a re-released model, which "
                                                 "brings every row reading its weights: see rows_reading); "
                                                 "every other row is kept from the results already under --out")

@@ -116,3 +116,17 @@ def test_only_a_model_brings_every_row_that_reads_its_weights():
     assert headline.rows_reading("crystalclr") == ["crystalclr"]  # CGCNN's fixed 92 features: inputs: do not change
     assert headline.rows_reading("masked-denoising") == ["masked-denoising", "preset:hybrid",
                                                          "preset:hybrid+ElementProperty"]
+
+
+def test_reuse_evaluates_only_the_tasks_without_results(tmp_path, monkeypatch):
+    evaluated, rendered = [], []
+    monkeypatch.setattr(headline, "TASKS", {"kept": ("a.jsonl.gz", ("t",)), "added": ("b.jsonl.gz", ("u",))})
+    monkeypatch.setattr(headline.evaluate, "main", lambda argv: evaluated.append(argv[argv.index("--out") + 1]))
+    monkeypatch.setattr(headline, "load_runs", lambda directories: rendered.extend(directories) or pd.DataFrame())
+    monkeypatch.setattr(headline, "render", lambda *args: "table")
+    (tmp_path / "test" / "kept").mkdir(parents=True)
+    (tmp_path / "test" / "kept" / "results.json").write_text("{}")
+    assert headline.main(["--reuse", "--out", str(tmp_path), "--tasks", "kept,added"]) == 0
+    assert evaluated == [str(tmp_path / "test" / "added")]
+    assert rendered == [tmp_path / "test" / "kept", tmp_path / "test" / "added"]
+    assert (tmp_path / "results.md").read_text() == "table"
