@@ -262,6 +262,7 @@ class SSLStructureFeaturizer(InProcessFeaturizer):
             if self.n_components is not None:
                 vectors = encoder.principal_components(vectors)[:, : self.n_components]
             return vectors.double().cpu().numpy()
+
     def _vectors(self, graphs: list) -> tuple[np.ndarray, list]:
         """Vectors ``[len(graphs), n_features]`` of graph arrays (or exceptions), and per entry the exception
         that kept it from a finite vector (``None`` where it has one; its row is then NaN)."""
