@@ -383,7 +383,7 @@ print(f"row {{row}} ({{df['structure'][row].formula}}) feature {{column}}: worke
     done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=240)
     assert done.returncode == 0, done.stderr[-2000:]
     # float32 rounding: usually below 1e-5; once 1.4e-4 (Tl10Te6, feature 677: the worker's value matched a
-    # float64 forward, the batched in-process one did not; not reproduced in 16 runs). A wrong graph or weights
+    # float64 forward, the batched in-process one did not; not reproduced in 41 runs). A wrong graph or weights
     # in the workers would differ by far more than 1e-3.
     assert float(done.stdout.split()[-1]) < 1e-3, done.stdout
 
