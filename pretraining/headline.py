@@ -37,12 +37,10 @@ from matssl_featurizers import weights as weights_io
 from . import evaluate
 from .card import command_line, set_evaluation
 from .report import beats, combined_table, load_runs
-from .tasks import SPLITS, TASKS
+from .tasks import SPLITS, TASKS, targets_of
 
-SHARED_TARGETS = {(TASKS[name][0].split(".")[0], target) for name in ("mp_cgcnn", "castelli_perovskites", "carbon24", "jarvis_dft3d")
-                  for target in TASKS[name][1]}  # the seven targets of the shared tasks
-STRUCTURE_SENSITIVE = {("castelli_perovskites", "e_form"), ("carbon24", "energy_per_atom"), ("jarvis_dft3d", "epsx"),
-                       ("jarvis_dft3d", "exfoliation_energy"), ("jarvis_dft3d", "max_efg")}
+SHARED_TARGETS = targets_of("shared")  # the seven targets of the shared tasks
+STRUCTURE_SENSITIVE = targets_of("structure_sensitive")
 START, END = "<!-- headline:start -->", "<!-- headline:end -->"
 
 
@@ -231,12 +229,12 @@ def main(argv=None) -> int:
                                   for r in (rows_reading(name) if name in models else [name])))
     directories = []
     for task in args.tasks.split(","):
-        file, targets = TASKS[task]
+        spec = TASKS[task]
         out = args.out / args.split / task
         if args.reuse and (out / "results.json").exists():
             directories.append(out)
             continue
-        options = ["--data", str(args.data_dir / file), "--target", ",".join(targets), "--split", args.split,
+        options = ["--data", str(args.data_dir / spec.file), "--target", ",".join(spec.targets), "--split", args.split,
                    "--folds", str(args.folds), "--random-seeds", args.random_seeds, "--max-features", str(args.max_features)]
         if args.only is None:
             evaluate.main([*options, "--featurizers", names, "--out", str(out)])

@@ -23,6 +23,7 @@ import hashlib
 import json
 import sys
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -32,17 +33,34 @@ from .data import iter_records, payload_to_structure
 SPLITS = ("test", "dev")
 SPLIT_SIZE = 2000
 SPLIT_SEED = 20261201
+
+
+class Task(NamedTuple):
+    """A published task: its file under the data folder, its targets, and what the headline asks of them."""
+
+    file: str
+    targets: tuple[str, ...]
+    shared: bool = False  # its targets are among the seven of the shared tasks (the encoders' verdicts)
+    structure_sensitive: bool = False  # set by the arrangement of atoms (the hybrid presets' verdicts)
+
+
 TASKS = {
-    # the seven targets of the shared tasks
-    "mp_cgcnn": ("mp_cgcnn.jsonl.gz", ("formation_energy_per_atom", "band_gap", "efermi")),
-    "castelli_perovskites": ("castelli_perovskites.jsonl.gz", ("e_form",)),
-    "carbon24": ("carbon24.jsonl.gz", ("energy_per_atom",)),
-    "jarvis_dft3d": ("jarvis_dft3d.jsonl.gz", ("formation_energy_peratom", "optb88vdw_bandgap")),
+    "mp_cgcnn": Task("mp_cgcnn.jsonl.gz", ("formation_energy_per_atom", "band_gap", "efermi"), shared=True),
+    "castelli_perovskites": Task("castelli_perovskites.jsonl.gz", ("e_form",), shared=True, structure_sensitive=True),
+    "carbon24": Task("carbon24.jsonl.gz", ("energy_per_atom",), shared=True, structure_sensitive=True),
+    "jarvis_dft3d": Task("jarvis_dft3d.jsonl.gz", ("formation_energy_peratom", "optb88vdw_bandgap"), shared=True),
     # structure-sensitive JARVIS targets (JARVIS is never pretrained on)
-    "jarvis_dielectric": ("jarvis_dft3d.jsonl.gz", ("epsx",)),
-    "jarvis_exfoliation": ("jarvis_dft3d.jsonl.gz", ("exfoliation_energy",)),
-    "jarvis_efg": ("jarvis_dft3d.jsonl.gz", ("max_efg",)),  # zero at sites of cubic symmetry: set by the arrangement
+    "jarvis_dielectric": Task("jarvis_dft3d.jsonl.gz", ("epsx",), structure_sensitive=True),
+    "jarvis_exfoliation": Task("jarvis_dft3d.jsonl.gz", ("exfoliation_energy",), structure_sensitive=True),
+    # zero at sites of cubic symmetry: set by the arrangement
+    "jarvis_efg": Task("jarvis_dft3d.jsonl.gz", ("max_efg",), structure_sensitive=True),
 }
+
+
+def targets_of(flag: str) -> set[tuple[str, str]]:
+    """``(file stem, target)`` of every target of the tasks of :data:`TASKS` whose field ``flag`` is true,
+    e.g. ``("carbon24", "energy_per_atom")`` for ``"structure_sensitive"``."""
+    return {(task.file.split(".")[0], target) for task in TASKS.values() if getattr(task, flag) for target in task.targets}
 
 
 def split_positions(ids, split: str) -> np.ndarray:
@@ -125,8 +143,8 @@ def fingerprint(df: pd.DataFrame) -> str:
 def evaluation_ids(data_dir) -> list[str]:
     """The ids of the test and dev splits of every task of :data:`TASKS` (files under ``data_dir``), sorted."""
     ids = set()
-    for file, targets in TASKS.values():
-        records = labelled_records([Path(data_dir) / file], targets)
+    for task in TASKS.values():
+        records = labelled_records([Path(data_dir) / task.file], task.targets)
         for split in SPLITS:
             ids.update(records[i]["id"] for i in split_positions([r["id"] for r in records], split))
     return sorted(ids)

@@ -2,6 +2,7 @@ import pandas as pd
 import pytest
 
 from pretraining import headline
+from pretraining.tasks import Task
 
 
 def _records(rows):
@@ -120,7 +121,7 @@ def test_only_a_model_brings_every_row_that_reads_its_weights():
 
 def test_reuse_evaluates_only_the_tasks_without_results(tmp_path, monkeypatch):
     evaluated, rendered = [], []
-    monkeypatch.setattr(headline, "TASKS", {"kept": ("a.jsonl.gz", ("t",)), "added": ("b.jsonl.gz", ("u",))})
+    monkeypatch.setattr(headline, "TASKS", {"kept": Task("a.jsonl.gz", ("t",)), "added": Task("b.jsonl.gz", ("u",))})
     monkeypatch.setattr(headline.evaluate, "main", lambda argv: evaluated.append(argv[argv.index("--out") + 1]))
     monkeypatch.setattr(headline, "load_runs", lambda directories: rendered.extend(directories) or pd.DataFrame())
     monkeypatch.setattr(headline, "render", lambda *args: "table")

@@ -56,3 +56,11 @@ def test_fingerprint_changes_with_any_structure(labelled):
     structures[2].perturb(0.01, min_distance=0.01)
     changed = first.assign(structure=structures)
     assert tasks.fingerprint(changed) != tasks.fingerprint(first)
+
+
+def test_the_headline_verdicts_read_their_targets_from_the_tasks():
+    shared, sensitive = tasks.targets_of("shared"), tasks.targets_of("structure_sensitive")
+    assert len(shared) == 7 and ("mp_cgcnn", "efermi") in shared and ("jarvis_dft3d", "epsx") not in shared
+    assert sensitive == {("castelli_perovskites", "e_form"), ("carbon24", "energy_per_atom"), ("jarvis_dft3d", "epsx"),
+                         ("jarvis_dft3d", "exfoliation_energy"), ("jarvis_dft3d", "max_efg")}
+    assert all(task.shared or task.structure_sensitive for task in tasks.TASKS.values())  # each feeds a verdict
