@@ -14,6 +14,7 @@ _LAZY = {
     "CrysAtomFeaturizer": "composition",
     "AtomVectorFeaturizer": "composition",
     "HybridStructureFeaturizer": "hybrid",
+    "ShellAnisotropy": "anisotropy",
     "load_atom_vectors": "atom_vectors",
     "list_models": "weights",
     "load_encoder": "weights",

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import traceback
-
 import numpy as np
-from tqdm.auto import tqdm
 
 from .atom_vectors import CGCNN92, DEFAULT_ATOM_VECTORS, load_atom_vectors
 from .citations import CGCNN_CITATION, CRYSATOM_CITATION
-from .featurizers import InProcessFeaturizer, _entries_as_list, entry_error
+from .featurizers import InProcessFeaturizer
 
 STATS = ("mean", "std_dev", "minimum", "maximum", "range")
 
@@ -106,21 +103,6 @@ class AtomVectorFeaturizer(InProcessFeaturizer):
         symbols = list(amounts)
         fractions = np.array([amounts[s] for s in symbols], dtype=float)
         return weighted_stats(matrix[[rows[s] for s in symbols]], fractions / fractions.sum(), self.stats).tolist()
-
-    def featurize_many(self, entries, ignore_errors=False, return_errors=False, pbar=True):
-        """As ``BaseFeaturizer.featurize_many``, in this process; an error names the entry's position."""
-        if return_errors and not ignore_errors:
-            raise ValueError("Please set ignore_errors to True to use return_errors.")
-        n = len(self.feature_labels())
-        rows = []
-        for index, entry in enumerate(tqdm(_entries_as_list(entries), desc=type(self).__name__, disable=not pbar)):
-            try:
-                rows.append(self.featurize(entry) + ([float("nan")] if return_errors else []))
-            except Exception as err:
-                if not ignore_errors:
-                    raise entry_error(err, index) from err
-                rows.append([float("nan")] * n + (["".join(traceback.format_exception(err))] if return_errors else []))
-        return rows
 
     def feature_labels(self):
         table = self._table()[0]

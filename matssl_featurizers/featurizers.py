@@ -70,6 +70,21 @@ class InProcessFeaturizer(BaseFeaturizer):
             label = df.index[err.entry_index]
             raise _with_context(err, f"cannot featurize row {label!r} (column {col_id!r}): {err.reason}\n{SKIP_HINT}") from err
 
+    def featurize_many(self, entries, ignore_errors=False, return_errors=False, pbar=True):
+        """As ``BaseFeaturizer.featurize_many``, in this process; an error names the entry's position."""
+        if return_errors and not ignore_errors:
+            raise ValueError("Please set ignore_errors to True to use return_errors.")
+        n = len(self.feature_labels())
+        rows = []
+        for index, entry in enumerate(tqdm(_entries_as_list(entries), desc=type(self).__name__, disable=not pbar)):
+            try:
+                rows.append(self.featurize(entry) + ([float("nan")] if return_errors else []))
+            except Exception as err:
+                if not ignore_errors:
+                    raise entry_error(err, index) from err
+                rows.append([float("nan")] * n + (["".join(traceback.format_exception(err))] if return_errors else []))
+        return rows
+
     def get_feature_names_out(self, input_features=None):
         """Feature names for scikit-learn's ``set_output`` and pipelines."""
         return np.asarray(self.feature_labels(), dtype=object)

@@ -1,4 +1,4 @@
-"""A composition block and a small structure block in one featurizer."""
+"""A composition block and a small structure block (optionally a shell-anisotropy block) in one featurizer."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ from .composition import AtomVectorFeaturizer
 from .featurizers import InProcessFeaturizer, SSLStructureFeaturizer
 
 PRESETS = {
-    # name: (model, composition table, principal components of the structure vector)
-    "hybrid": (weights_io.DEFAULT_MODEL, CGCNN92, 32),
+    # name: (model, composition table, principal components of the structure vector, shell-anisotropy block)
+    "hybrid": (weights_io.DEFAULT_MODEL, CGCNN92, 32, False),
+    "hybrid-anisotropy": (weights_io.DEFAULT_MODEL, CGCNN92, 32, True),
 }
 
 
@@ -23,24 +24,28 @@ class HybridStructureFeaturizer(InProcessFeaturizer):
     (CGCNN's 92 input features by default: what the CGCNN encoders read); the structure block is
     :class:`~matssl_featurizers.featurizers.SSLStructureFeaturizer` with ``n_components`` principal
     components (fitted on the pretraining corpus and stored with the weights). Few structure columns keep a
-    random forest from spending most of its splits on them.
+    random forest from spending most of its splits on them. With ``anisotropy`` the parameter-free
+    :class:`~matssl_featurizers.anisotropy.ShellAnisotropy` block follows: how far each site's neighbours
+    are from cubic symmetry, which distances, and so the encoders, cannot see.
 
     Args:
         model, weights, batch_size, device, n_workers, n_threads, label_prefix: as ``SSLStructureFeaturizer``.
         composition: the element table of the composition block: ``"cgcnn92"``, ``"crysatom"`` or a CSV file.
         n_components: principal components in the structure block.
+        anisotropy: append the :class:`~matssl_featurizers.anisotropy.ShellAnisotropy` block (default settings).
 
     ``from_preset`` names the combinations measured in the README. A structure that cannot be featurized
     raises naming its row, or gives a row of NaN with ``ignore_errors=True``.
     """
 
     def __init__(self, model: str = weights_io.DEFAULT_MODEL, weights: str | None = None, composition: str = CGCNN92,
-                 n_components: int = 32, batch_size: int = 64, device: str = "cpu", n_workers: int = 0,
-                 n_threads: int | None = 1, label_prefix: str | None = None):
+                 n_components: int = 32, anisotropy: bool = False, batch_size: int = 64, device: str = "cpu",
+                 n_workers: int = 0, n_threads: int | None = 1, label_prefix: str | None = None):
         self.model = model
         self.weights = weights
         self.composition = composition
         self.n_components = n_components
+        self.anisotropy = anisotropy
         self.batch_size = batch_size
         self.device = device
         self.n_workers = n_workers
@@ -50,49 +55,53 @@ class HybridStructureFeaturizer(InProcessFeaturizer):
 
     @classmethod
     def from_preset(cls, preset: str = "hybrid", **kwargs):
-        """A named combination of model, composition table and structure components (see :data:`PRESETS`)."""
+        """A named combination of model, composition table, structure components and anisotropy block (see :data:`PRESETS`)."""
         if preset not in PRESETS:
             raise ValueError(f"unknown preset {preset!r}; known: {', '.join(sorted(PRESETS))}")
-        model, composition, n_components = PRESETS[preset]
-        return cls(model=model, composition=composition, n_components=n_components, **kwargs)
+        model, composition, n_components, anisotropy = PRESETS[preset]
+        return cls(model=model, composition=composition, n_components=n_components, anisotropy=anisotropy, **kwargs)
 
-    def _parts(self) -> tuple[AtomVectorFeaturizer, SSLStructureFeaturizer]:
-        """The two blocks, rebuilt when a parameter changed; pickled with this featurizer (each without
-        its loaded table or model, the structure block with the sha256 of the weights it used)."""
+    def _parts(self) -> tuple:
+        """The blocks (composition, structure, then the anisotropy block where asked for), rebuilt when a
+        parameter changed; pickled with this featurizer (each without its loaded table or model, the
+        structure block with the sha256 of the weights it used)."""
         key = tuple(sorted(self.get_params().items()))
         if self.__dict__.get("_parts_key") != key:
             structure = SSLStructureFeaturizer(model=self.model, weights=self.weights, batch_size=self.batch_size,
                                                device=self.device, n_workers=self.n_workers, n_threads=self.n_threads,
                                                n_components=self.n_components, label_prefix=self.label_prefix)
-            self._parts_key, self._parts_value = key, (AtomVectorFeaturizer(vectors=self.composition), structure)
+            parts = (AtomVectorFeaturizer(vectors=self.composition), structure)
+            if self.anisotropy:
+                from .anisotropy import ShellAnisotropy
+
+                parts += (ShellAnisotropy(),)
+            self._parts_key, self._parts_value = key, parts
         return self._parts_value
 
     def featurize(self, structure):
         """Feature vector (list of floats) of one pymatgen ``Structure``."""
-        composition, structure_block = self._parts()
-        return composition.featurize(structure) + structure_block.featurize(structure)
+        return [value for part in self._parts() for value in part.featurize(structure)]
 
     def featurize_many(self, entries, ignore_errors=False, return_errors=False, pbar=True):
-        """As ``BaseFeaturizer.featurize_many``: the structure block in batches, then the composition block;
-        with ``return_errors`` the last column holds the first error of either block."""
-        composition, structure_block = self._parts()
+        """As ``BaseFeaturizer.featurize_many``: the structure block in batches, then the other blocks;
+        with ``return_errors`` the last column holds the first error of any block."""
+        composition, structure_block, *others = self._parts()
         structures = structure_block.featurize_many(entries, ignore_errors, return_errors, pbar)
-        compositions = composition.featurize_many(entries, ignore_errors, return_errors, pbar=False)
+        blocks = [part.featurize_many(entries, ignore_errors, return_errors, pbar=False) for part in (composition, *others)]
+        blocks.insert(1, structures)
         if not return_errors:
-            return [c + s for c, s in zip(compositions, structures)]
+            return [[value for block in row for value in block] for row in zip(*blocks)]
         rows = []
-        for c, s in zip(compositions, structures):
-            error = next((e for e in (c[-1], s[-1]) if isinstance(e, str)), float("nan"))
-            rows.append(c[:-1] + s[:-1] + [error])
+        for row in zip(*blocks):
+            error = next((block[-1] for block in row if isinstance(block[-1], str)), float("nan"))
+            rows.append([value for block in row for value in block[:-1]] + [error])
         return rows
 
     def feature_labels(self):
-        composition, structure_block = self._parts()
-        return composition.feature_labels() + structure_block.feature_labels()
+        return [label for part in self._parts() for label in part.feature_labels()]
 
     def citations(self):
-        composition, structure_block = self._parts()
-        return list(dict.fromkeys(composition.citations() + structure_block.citations()))
+        return list(dict.fromkeys(citation for part in self._parts() for citation in part.citations()))
 
     @property
     def n_features(self) -> int:

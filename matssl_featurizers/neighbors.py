@@ -59,13 +59,14 @@ def site_arrays(structure) -> dict:
     }
 
 
-def graph_arrays(sites: dict, cutoff: float = CUTOFF, max_neighbors: int = MAX_NEIGHBORS) -> dict:
+def graph_arrays(sites: dict, cutoff: float = CUTOFF, max_neighbors: int | None = MAX_NEIGHBORS) -> dict:
     """Crystal graph arrays (see :mod:`matssl_featurizers.graphs`) of :func:`site_arrays`.
 
     The same search as pymatgen's ``Structure.get_neighbor_list`` (``find_points_in_spheres``, self
     pairs dropped), then the ``max_neighbors`` nearest per centre; among neighbours equally far (within
     ``TIE_TOL``) the lower site index, then image, comes first, so the graph does not depend on
     the last bits of the coordinates.
+    ``max_neighbors=None`` keeps every neighbour within ``cutoff``.
     """
     from pymatgen.optimization.neighbors import find_points_in_spheres
 
@@ -75,6 +76,8 @@ def graph_arrays(sites: dict, cutoff: float = CUTOFF, max_neighbors: int = MAX_N
         tol=NUMERICAL_TOL)
     other = ~((centers == neighbors) & (distances <= NUMERICAL_TOL))
     centers, neighbors, images, distances = centers[other], neighbors[other], images[other], distances[other]
+    if max_neighbors is None:
+        max_neighbors = max(len(centers), 1)
     # Keep the ``max_neighbors`` nearest per centre: sort by centre and distance, where distances closer than
     # TIE_TOL count as equal (a tie) and ties go to the lower neighbour index, then image. Crystals are full of
     # equidistant neighbours, so without this the last bits of the coordinates (which vary with how and where
@@ -107,7 +110,7 @@ def graph_arrays(sites: dict, cutoff: float = CUTOFF, max_neighbors: int = MAX_N
     }
 
 
-def neighbor_arrays(structure, cutoff: float = CUTOFF, max_neighbors: int = MAX_NEIGHBORS) -> dict:
+def neighbor_arrays(structure, cutoff: float = CUTOFF, max_neighbors: int | None = MAX_NEIGHBORS) -> dict:
     """Numpy arrays of the crystal graph of ``structure``."""
     return graph_arrays(site_arrays(structure), cutoff, max_neighbors)
 

@@ -25,6 +25,7 @@ Featurizer names (comma separated; ``a+b`` concatenates the features of a and b)
   control an encoder must beat to be worth running;
 * ``preset:NAME``: ``HybridStructureFeaturizer.from_preset(NAME)``;
 * ``CrysAtom`` / ``CGCNN92``: composition statistics of those element tables;
+* ``ShellAnisotropy``: the parameter-free anisotropy of each site's neighbour shells (no weights);
 * ``ElementProperty`` (magpie), ``SineCoulombMatrix``, ``SiteStatsFingerprint`` (CrystalNN ops; about
   0.3 s per structure, so not in the default set).
 
@@ -57,6 +58,7 @@ from .tasks import SPLITS, cv_splits, fingerprint, load_labelled, parse_train_si
 
 MATMINER_BASELINES = ("ElementProperty", "SineCoulombMatrix", "SiteStatsFingerprint")
 COMPOSITION_FEATURIZERS = ("CrysAtom", "CGCNN92")
+GEOMETRY_FEATURIZERS = ("ShellAnisotropy",)
 SLOW = {"SiteStatsFingerprint": 0.3}  # seconds per structure, for the warning
 
 
@@ -214,6 +216,10 @@ def make_featurizer(name: str, scratch: Path, overrides: dict | None = None):
         from matssl_featurizers.composition import AtomVectorFeaturizer
 
         return AtomVectorFeaturizer.from_preset("crysatom" if name == "CrysAtom" else "cgcnn92")
+    if name in GEOMETRY_FEATURIZERS:
+        from matssl_featurizers.anisotropy import ShellAnisotropy
+
+        return ShellAnisotropy()
     kind, argument, seed = parse_name(name)
     if kind == "inputs":
         return input_table_featurizer(argument, scratch)
@@ -255,6 +261,8 @@ def featurizer_identity(name: str, overrides: dict | None = None) -> str:
         from matssl_featurizers.atom_vectors import atom_vectors_path
 
         return f"{name} {weights_io.sha256(atom_vectors_path()) if name == 'CrysAtom' else matminer.__version__} {version}"
+    if name in GEOMETRY_FEATURIZERS:
+        return f"{name} {version}"
     kind, argument, seed = parse_name(name)
     if kind == "random":
         return f"random {json.dumps(random_config(argument, overrides), sort_keys=True)} seed {seed} {version}"

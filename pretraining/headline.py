@@ -70,7 +70,8 @@ def featurizer_names(models: list[str]) -> list[str]:
     from matssl_featurizers.hybrid import PRESETS
 
     presets = [f"preset:{p}" for p in sorted(PRESETS)]
-    return [*models, *randoms, *inputs, "ElementProperty", *presets, *(f"{p}+ElementProperty" for p in presets)]
+    geometry = ["ShellAnisotropy+ElementProperty"] if any(anisotropy for *_, anisotropy in PRESETS.values()) else []
+    return [*models, *randoms, *inputs, "ElementProperty", *presets, *(f"{p}+ElementProperty" for p in presets), *geometry]
 
 
 def rows_reading(model: str) -> list[str]:
@@ -81,7 +82,7 @@ def rows_reading(model: str) -> list[str]:
     rows = [model]
     if weights_io.read_config(model).get("atom_input", "embedding") == "embedding":
         rows.append(f"inputs:{model}")  # see controls_of
-    for preset, (preset_model, _, _) in sorted(PRESETS.items()):
+    for preset, (preset_model, *_) in sorted(PRESETS.items()):
         if preset_model == model:
             rows += [f"preset:{preset}", f"preset:{preset}+ElementProperty"]
     return rows

@@ -62,8 +62,24 @@ def test_joblib_round_trip_keeps_the_features_and_pins_the_weights(model, struct
 
 
 def test_presets_name_bundled_models_that_keep_enough_components():
-    for name, (model_name, composition, n_components) in PRESETS.items():
+    for name, (model_name, composition, n_components, anisotropy) in PRESETS.items():
         assert weights.read_config(model_name).get("readout_components", 0) >= n_components, name
-        assert HybridStructureFeaturizer.from_preset(name).n_components == n_components
+        preset = HybridStructureFeaturizer.from_preset(name)
+        assert (preset.n_components, preset.anisotropy) == (n_components, anisotropy)
     with pytest.raises(ValueError, match="unknown preset 'nope'"):
         HybridStructureFeaturizer.from_preset("nope")
+
+
+def test_the_anisotropy_preset_appends_the_shell_anisotropy_block(structures):
+    from matssl_featurizers import ShellAnisotropy
+
+    picked = structures[:5]
+    plain = np.array(HybridStructureFeaturizer.from_preset("hybrid").featurize_many(picked, pbar=False))
+    shells = np.array(ShellAnisotropy().featurize_many(picked, pbar=False))
+    featurizer = HybridStructureFeaturizer.from_preset("hybrid-anisotropy")
+    both = np.array(featurizer.featurize_many(picked, pbar=False))
+    np.testing.assert_array_equal(both, np.hstack([plain, shells]))
+    assert featurizer.feature_labels()[-len(shells[0]):] == ShellAnisotropy().feature_labels()
+    assert featurizer.n_features == both.shape[1]
+    errors = featurizer.featurize_many([picked[0], "not a structure"], ignore_errors=True, return_errors=True, pbar=False)
+    assert np.isnan(errors[1][:-1]).all() and "got str" in errors[1][-1]

@@ -65,6 +65,8 @@ def test_featurizers_cover_models_controls_and_presets():
     names = headline.featurizer_names(headline.structure_models())
     assert "ElementProperty" in names and any(n.startswith("random:") for n in names)
     assert any(n.startswith("inputs:") for n in names) and any(n.endswith("+ElementProperty") for n in names)
+    # a preset with the parameter-free anisotropy block brings that block + ElementProperty as its geometry control
+    assert "preset:hybrid-anisotropy+ElementProperty" in names and names[-1] == "ShellAnisotropy+ElementProperty"
 
 
 def _payload(folds, features):
@@ -115,8 +117,8 @@ def test_only_replaces_the_rows_evaluated_again_and_keeps_the_others(tmp_path):
 def test_only_a_model_brings_every_row_that_reads_its_weights():
     assert headline.rows_reading("cdssl") == ["cdssl", "inputs:cdssl"]  # its input table is its learned embedding
     assert headline.rows_reading("crystalclr") == ["crystalclr"]  # CGCNN's fixed 92 features: inputs: do not change
-    assert headline.rows_reading("masked-denoising") == ["masked-denoising", "preset:hybrid",
-                                                         "preset:hybrid+ElementProperty"]
+    assert headline.rows_reading("masked-denoising") == ["masked-denoising", "preset:hybrid", "preset:hybrid+ElementProperty",
+                                                         "preset:hybrid-anisotropy", "preset:hybrid-anisotropy+ElementProperty"]
 
 
 def test_reuse_evaluates_only_the_tasks_without_results(tmp_path, monkeypatch):
