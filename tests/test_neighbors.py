@@ -89,3 +89,11 @@ def test_site_arrays_refuse_what_cannot_become_a_graph(structures):
     sites = site_arrays(structures[3])
     assert set(sites) == {"atomic_numbers", "frac_coords", "cart_coords", "lattice", "pbc"}
     assert graph_arrays(sites)["edge_index"].shape[1] == MAX_NEIGHBORS * len(structures[3])
+
+
+def test_without_a_neighbour_limit_every_neighbour_within_the_cutoff_is_kept(structures):
+    for structure in structures[:20]:
+        arrays = neighbor_arrays(structure, cutoff=6.0, max_neighbors=None)
+        centers = structure.get_neighbor_list(r=6.0)[0]  # pymatgen's list (no self pairs at distance 0 here)
+        np.testing.assert_array_equal(np.bincount(arrays["edge_index"][1], minlength=len(structure)),
+                                      np.bincount(centers, minlength=len(structure)))
