@@ -3,7 +3,7 @@
     python -m matssl_featurizers.benchmark [--data A.jsonl.gz ...] [-n 2000] [--n-slow 40] [--stream 10000 100000]
 
 Structures are parsed before any clock starts (CIF parsing is not featurization). Every bundled
-model, ElementProperty (magpie, on each structure's composition), SineCoulombMatrix and
+model, every hybrid preset, ShellAnisotropy, ElementProperty (magpie, on each structure's composition), SineCoulombMatrix and
 SiteStatsFingerprint (CrystalNN ops preset, on every k-th structure of the same sample) featurize
 the sample in this process; the table gives structures/second and the ratios. Then the default
 model streams ``--stream`` structures (the files interleaved and cycled, CIF parsed lazily) through
@@ -192,7 +192,9 @@ def main(argv=None) -> int:
     from matminer.featurizers.composition import ElementProperty
     from matminer.featurizers.structure import SineCoulombMatrix, SiteStatsFingerprint, StructureComposition
 
+    from .anisotropy import ShellAnisotropy
     from .featurizers import SSLStructureFeaturizer
+    from .hybrid import PRESETS, HybridStructureFeaturizer
     from .weights import DEFAULT_MODEL, bundled_index
 
     torch.set_num_threads(args.threads)
@@ -213,6 +215,11 @@ def main(argv=None) -> int:
             name = model if workers == 0 else f"{model} (n_workers={workers})"
             rates[name] = _rate(lambda s: featurizer.featurize_many(s, pbar=False), structures, args.repeat)
             print(f"  {name}: {rates[name]:.0f} structures/s", flush=True)
+    for name, featurizer in [*((f"preset:{p}", HybridStructureFeaturizer.from_preset(p, batch_size=args.batch_size))
+                               for p in sorted(PRESETS)), ("ShellAnisotropy", ShellAnisotropy())]:
+        featurizer.featurize_many(structures[:args.batch_size], pbar=False)
+        rates[name] = _rate(lambda s: featurizer.featurize_many(s, pbar=False), structures, args.repeat)
+        print(f"  {name}: {rates[name]:.0f} structures/s", flush=True)
     magpie = StructureComposition(ElementProperty.from_preset("magpie", impute_nan=True))
     scm = SineCoulombMatrix(flatten=True).fit(structures)
     ssf = SiteStatsFingerprint.from_preset("CrystalNNFingerprint_ops")

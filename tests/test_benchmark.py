@@ -1,6 +1,7 @@
 import re
 
 from matssl_featurizers import benchmark
+from matssl_featurizers.hybrid import PRESETS
 from matssl_featurizers.weights import bundled_index
 from tests.conftest import STRUCTURES_FILE
 
@@ -12,8 +13,8 @@ def test_the_benchmark_reports_every_featurizer_the_ratios_the_targets_and_memor
     assert out.startswith("40 structures from structures.jsonl.gz")
     header = "| featurizer | structures/s | vs ElementProperty | vs SineCoulombMatrix | vs SiteStatsFingerprint |"
     assert header in out
-    names = [*bundled_index(), *(f"{m} (n_workers=1)" for m in bundled_index()),
-             "ElementProperty", "SineCoulombMatrix", "SiteStatsFingerprint"]
+    names = [*bundled_index(), *(f"{m} (n_workers=1)" for m in bundled_index()), *(f"preset:{p}" for p in PRESETS),
+             "ShellAnisotropy", "ElementProperty", "SineCoulombMatrix", "SiteStatsFingerprint"]
     for name in names:
         assert re.search(rf"^\| {re.escape(name)} \| [\d.]+ \| [\d.]+x \| [\d.]+x \| [\d.]+x \|$", out, re.M), name
     assert re.search(r"^\| SineCoulombMatrix \| [\d.]+ \| [\d.]+x \| 1\.00x \|", out, re.M)
