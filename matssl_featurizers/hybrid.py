@@ -87,8 +87,8 @@ class HybridStructureFeaturizer(InProcessFeaturizer):
         with ``return_errors`` the last column holds the first error of any block."""
         composition, structure_block, *others = self._parts()
         structures = structure_block.featurize_many(entries, ignore_errors, return_errors, pbar)
-        blocks = [part.featurize_many(entries, ignore_errors, return_errors, pbar=False) for part in (composition, *others)]
-        blocks.insert(1, structures)
+        compositions = composition.featurize_many(entries, ignore_errors, return_errors, pbar=False)  # fast
+        blocks = [compositions, structures, *(part.featurize_many(entries, ignore_errors, return_errors, pbar) for part in others)]
         if not return_errors:
             return [[value for block in row for value in block] for row in zip(*blocks)]
         rows = []
