@@ -8,6 +8,7 @@ from .citations import CGCNN_CITATION
 from .encoders import POOLS, pool_rows
 from .featurizers import InProcessFeaturizer
 from .graphs import GaussianDistance, collate_arrays, edge_vectors
+from .neighbors import neighbor_arrays
 
 
 def shell_anisotropy(batch, expansion: GaussianDistance) -> torch.Tensor:
@@ -23,9 +24,10 @@ def shell_anisotropy(batch, expansion: GaussianDistance) -> torch.Tensor:
     Shapes: a batch with ``N`` sites and ``E`` edges -> ``[N, K]``.
     """
     vectors = edge_vectors(batch)
-    unit = vectors / vectors.norm(dim=-1, keepdim=True).clamp(min=1e-9)
+    lengths = vectors.norm(dim=-1)
+    unit = vectors / lengths.clamp(min=1e-9).unsqueeze(-1)
     traceless = unit.unsqueeze(2) * unit.unsqueeze(1) - torch.eye(3, dtype=unit.dtype) / 3  # [E, 3, 3]
-    weights = expansion(vectors.norm(dim=-1))  # [E, K]
+    weights = expansion(lengths)  # [E, K]
     moments = torch.zeros(batch.atomic_numbers.shape[0], weights.shape[1], 9, dtype=unit.dtype)
     moments.index_add_(0, batch.edge_index[1], weights.unsqueeze(2) * traceless.reshape(-1, 1, 9))
     return moments.norm(dim=2)
@@ -54,8 +56,6 @@ class ShellAnisotropy(InProcessFeaturizer):
 
     def featurize(self, structure):
         """Feature vector (list of floats) of one pymatgen ``Structure``."""
-        from .neighbors import neighbor_arrays
-
         batch = collate_arrays([neighbor_arrays(structure, self.cutoff, self.max_neighbors)])
         with torch.inference_mode():
             sites = shell_anisotropy(batch, self._expansion())
