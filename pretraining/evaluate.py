@@ -27,7 +27,8 @@ Featurizer names (comma separated; ``a+b`` concatenates the features of a and b)
 * ``CrysAtom`` / ``CGCNN92``: composition statistics of those element tables;
 * ``ShellAnisotropy``: the parameter-free anisotropy of each site's neighbour shells (no weights);
 * ``ElementProperty`` (magpie), ``SineCoulombMatrix``, ``SiteStatsFingerprint`` (CrystalNN ops; about
-  0.3 s per structure, so not in the default set).
+  0.3 s per structure, so not in the default set), ``DensityFeatures`` (density, volume per atom, packing
+  fraction).
 
 ``--readout``, ``--pool`` and ``--no-pool-edges`` rebuild every encoder (pretrained or random) with
 another parameter-free readout of the same weights, for choosing the readout on the dev split.
@@ -56,7 +57,7 @@ from . import card
 from .data import default_cache_dir
 from .tasks import SPLITS, cv_splits, fingerprint, load_labelled, parse_train_sizes, training_rows
 
-MATMINER_BASELINES = ("ElementProperty", "SineCoulombMatrix", "SiteStatsFingerprint")
+MATMINER_BASELINES = ("ElementProperty", "SineCoulombMatrix", "SiteStatsFingerprint", "DensityFeatures")
 COMPOSITION_FEATURIZERS = ("CrysAtom", "CGCNN92")
 GEOMETRY_FEATURIZERS = ("ShellAnisotropy",)
 SLOW = {"SiteStatsFingerprint": 0.3}  # seconds per structure, for the warning
@@ -212,6 +213,10 @@ def make_featurizer(name: str, scratch: Path, overrides: dict | None = None):
         from matminer.featurizers.structure import SiteStatsFingerprint
 
         return SiteStatsFingerprint.from_preset("CrystalNNFingerprint_ops")
+    if name == "DensityFeatures":
+        from matminer.featurizers.structure import DensityFeatures
+
+        return DensityFeatures()
     if name in COMPOSITION_FEATURIZERS:
         from matssl_featurizers.composition import AtomVectorFeaturizer
 
