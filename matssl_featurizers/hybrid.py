@@ -83,18 +83,20 @@ class HybridStructureFeaturizer(InProcessFeaturizer):
         return [value for part in self._parts() for value in part.featurize(structure)]
 
     def featurize_many(self, entries, ignore_errors=False, return_errors=False, pbar=True):
-        """As ``BaseFeaturizer.featurize_many``: the structure block in batches, then the other blocks;
-        with ``return_errors`` the last column holds the first error of any block."""
+        """As ``BaseFeaturizer.featurize_many``: the structure block in batches, then the other blocks. A row
+        that any block fails on is NaN in every column, as a failed entry of one featurizer is in matminer;
+        with ``return_errors`` the last column holds the first block's error."""
         composition, structure_block, *others = self._parts()
-        structures = structure_block.featurize_many(entries, ignore_errors, return_errors, pbar)
-        compositions = composition.featurize_many(entries, ignore_errors, return_errors, pbar=False)  # fast
-        blocks = [compositions, structures, *(part.featurize_many(entries, ignore_errors, return_errors, pbar) for part in others)]
-        if not return_errors:
+        structures = structure_block.featurize_many(entries, ignore_errors, ignore_errors, pbar)
+        compositions = composition.featurize_many(entries, ignore_errors, ignore_errors, pbar=False)  # fast
+        blocks = [compositions, structures, *(part.featurize_many(entries, ignore_errors, ignore_errors, pbar) for part in others)]
+        if not ignore_errors:
             return [[value for block in row for value in block] for row in zip(*blocks)]
         rows = []
         for row in zip(*blocks):
-            error = next((block[-1] for block in row if isinstance(block[-1], str)), float("nan"))
-            rows.append([value for block in row for value in block[:-1]] + [error])
+            error = next((block[-1] for block in row if isinstance(block[-1], str)), None)
+            values = [float("nan")] * self.n_features if error else [value for block in row for value in block[:-1]]
+            rows.append(values + [float("nan") if error is None else error] if return_errors else values)
         return rows
 
     def feature_labels(self):

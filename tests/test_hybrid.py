@@ -36,13 +36,16 @@ def test_a_bad_row_is_named_or_becomes_nan(model, structures_df):
 
     df = structures_df.iloc[:4].copy()
     df.loc["broken", "structure"] = Structure(Lattice.cubic(4.0), ["Og"], [[0, 0, 0]])  # no CGCNN input vector
+    # a flat cell: the composition block could featurize it, the structure block cannot; the whole row is NaN
+    df.loc["flat", "structure"] = Structure(Lattice([[3, 0, 0], [0, 3, 0], [0, 0, 0]]), ["Na", "Cl"], [[0, 0, 0], [0.5, 0.5, 0]])
     hybrid = HybridStructureFeaturizer(weights=model, n_components=4)
     with pytest.raises(ValueError, match="row 'broken'"):
         hybrid.featurize_dataframe(df, "structure", pbar=False)
     out = hybrid.featurize_dataframe(df, "structure", ignore_errors=True, return_errors=True, pbar=False)
     labels = hybrid.feature_labels()
-    assert out.loc["broken", labels].isna().all() and out.drop(index="broken")[labels].notna().all().all()
-    assert "Og" in out.loc["broken"].iloc[-1]
+    assert out.loc[["broken", "flat"], labels].isna().all().all()
+    assert out.drop(index=["broken", "flat"])[labels].notna().all().all()
+    assert "Og" in out.loc["broken"].iloc[-1] and "degenerate" in out.loc["flat"].iloc[-1]
     assert isinstance(out, pd.DataFrame) and list(out.index) == list(df.index)
 
 

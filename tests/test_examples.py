@@ -1,0 +1,57 @@
+"""The example scripts on the real fixture structures."""
+
+import gzip
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from pymatgen.core import Lattice, Structure
+
+from .conftest import STRUCTURES_FILE
+
+EXAMPLES = Path(__file__).parents[1] / "examples"
+
+
+@pytest.fixture(scope="module")
+def compare_with_magpie():
+    spec = importlib.util.spec_from_file_location("compare_with_magpie", EXAMPLES / "compare_with_magpie.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def formation_energies(tmp_path_factory, compare_with_magpie):
+    """The 100 MP rows of the fixture (the others have no formation_energy_per_atom), plus one row whose cell is
+    degenerate, written as a data file the script reads."""
+    rows = [json.loads(line) for line in gzip.open(STRUCTURES_FILE, "rt")]
+    flat = Structure(Lattice([[3, 0, 0], [0, 3, 0], [0, 0, 0]]), ["Na", "Cl"], [[0, 0, 0], [0.5, 0.5, 0]])
+    rows.append({"id": "flat-cell", "structure": flat.as_dict(), "formation_energy_per_atom": -1.0})
+    path = tmp_path_factory.mktemp("data") / "mp.jsonl"
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    return compare_with_magpie.load(path, "formation_energy_per_atom")
+
+
+def test_load_keeps_the_rows_with_the_target(formation_energies):
+    assert len(formation_energies) == 101
+    assert formation_energies.index[-1] == "flat-cell"
+    assert formation_energies["target"].between(-5, 5).all()
+
+
+def test_forests_on_each_table_learn_the_formation_energy_and_skip_the_row_that_failed(formation_energies, compare_with_magpie):
+    tables = compare_with_magpie.feature_tables(list(formation_energies["structure"]), "hybrid")
+    assert np.isnan(tables["preset:hybrid"][-1]).all()            # the degenerate cell: a NaN row, no exception
+    assert np.isfinite(tables["preset:hybrid"][:-1]).all()
+    table = compare_with_magpie.compare(tables, formation_energies["target"].to_numpy(), folds=3)
+    assert table["rows"].iloc[0] == 100
+    assert list(table.index) == ["training mean", "ElementProperty", "preset:hybrid", "preset:hybrid+ElementProperty"]
+    assert table.loc["preset:hybrid+ElementProperty", "features"] == tables["preset:hybrid"].shape[1] + 132
+    # features aligned with their targets: every forest far below the mean predictor (a shuffled table is not)
+    for name in tables:
+        assert table.loc[name, "MAE"] < 0.6 * table.loc["training mean", "MAE"], table
+    shuffled = {"shuffled": np.random.default_rng(0).permutation(tables["ElementProperty"][:-1])}
+    control = compare_with_magpie.compare(shuffled, formation_energies["target"].to_numpy()[:-1], folds=3)
+    assert control.loc["shuffled", "MAE"] > 0.8 * control.loc["training mean", "MAE"], control
+    assert "ElementProperty alone" in compare_with_magpie.verdict(table, "hybrid")
