@@ -25,6 +25,7 @@ from matminer.featurizers.composition import ElementProperty
 from pymatgen.core import Structure
 from sklearn.ensemble import RandomForestRegressor
 from sklearn.model_selection import KFold
+from tqdm.auto import tqdm
 
 from matssl_featurizers import HybridStructureFeaturizer
 
@@ -67,7 +68,7 @@ def compare(tables: dict[str, np.ndarray], y: np.ndarray, folds: int = 5, seed: 
     usable = np.all([np.isfinite(table).all(axis=1) for table in tables.values()], axis=0)
     splits = list(KFold(folds, shuffle=True, random_state=seed).split(np.flatnonzero(usable)))
     rows = {name: [] for name in ["training mean", *tables]}
-    for train, test in splits:
+    for train, test in tqdm(splits, desc="folds", unit="fold"):
         train, test = np.flatnonzero(usable)[train], np.flatnonzero(usable)[test]
         rows["training mean"].append(np.abs(y[test] - y[train].mean()).mean())
         for name, table in tables.items():
