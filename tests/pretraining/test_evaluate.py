@@ -154,6 +154,15 @@ def test_a_preset_name_gives_the_hybrid_featurizer_of_that_preset(tmp_path, stru
     assert len(featurizer.featurize(structures[0])) == featurizer.n_features
 
 
+def test_density_features_by_name_are_matminers_density_volume_per_atom_and_packing_fraction(structures):
+    features = evaluate.featurize("DensityFeatures", structures[:5], progress=False)
+    assert features.shape == (5, 3)
+    np.testing.assert_allclose(features[:, 0], [s.density for s in structures[:5]])
+    np.testing.assert_allclose(features[:, 1], [s.volume / len(s) for s in structures[:5]])
+    assert (features[:, 2] > 0).all()  # packing fraction (atomic radii overlap: it can pass 1)
+    assert evaluate.featurizer_identity("DensityFeatures").startswith("DensityFeatures matminer ")
+
+
 def test_cached_features_are_keyed_by_this_package_source(monkeypatch):
     names = ["masked-denoising", "random:masked-denoising@0", "inputs:cdssl", "CGCNN92", "preset:hybrid"]
     before = {n: evaluate.featurizer_identity(n) for n in names}
