@@ -4,7 +4,7 @@
         [--folds 5] [--limit N]
 
 DATA holds one JSON object per line with a ``cif`` string (or a pymatgen ``structure`` dict) and the target
-column, as the files of ``../shared/data`` do. Prints the MAE (mean ± standard deviation over the folds) of a
+column, as ``examples/data/jarvis_sample.jsonl.gz`` does. Prints the MAE (mean ± standard deviation over the folds) of a
 random forest (scikit-learn defaults but ``max_features=0.33``, as in the README's table) on matminer's
 ElementProperty (magpie), on ``HybridStructureFeaturizer.from_preset(PRESET)``, on both side by side, and of
 predicting the training mean, all on the same folds. Run it on rows you will not report results on: choosing
@@ -65,11 +65,10 @@ def compare(tables: dict[str, np.ndarray], y: np.ndarray, folds: int = 5, seed: 
     """MAE mean and fold std per feature table (and of predicting the training mean), on identical folds of
     the rows every table could featurize."""
     y = np.asarray(y, dtype=float)
-    usable = np.all([np.isfinite(table).all(axis=1) for table in tables.values()], axis=0)
-    splits = list(KFold(folds, shuffle=True, random_state=seed).split(np.flatnonzero(usable)))
+    usable = np.flatnonzero(np.all([np.isfinite(table).all(axis=1) for table in tables.values()], axis=0))
+    splits = [(usable[train], usable[test]) for train, test in KFold(folds, shuffle=True, random_state=seed).split(usable)]
     rows = {name: [] for name in ["training mean", *tables]}
     for train, test in tqdm(splits, desc="folds", unit="fold"):
-        train, test = np.flatnonzero(usable)[train], np.flatnonzero(usable)[test]
         rows["training mean"].append(np.abs(y[test] - y[train].mean()).mean())
         for name, table in tables.items():
             forest = RandomForestRegressor(max_features=0.33, random_state=seed, n_jobs=-1)
@@ -79,7 +78,7 @@ def compare(tables: dict[str, np.ndarray], y: np.ndarray, folds: int = 5, seed: 
     return pd.DataFrame({"features": pd.Series(n_features),
                          "MAE": pd.Series({name: np.mean(v) for name, v in rows.items()}),
                          "fold std": pd.Series({name: np.std(v) for name, v in rows.items()}),
-                         "rows": int(usable.sum())})
+                         "rows": len(usable)})
 
 
 def verdict(table: pd.DataFrame, preset: str) -> str:

@@ -92,10 +92,10 @@ class HybridStructureFeaturizer(InProcessFeaturizer):
         blocks = [compositions, structures, *(part.featurize_many(entries, ignore_errors, ignore_errors, pbar) for part in others)]
         if not ignore_errors:
             return [[value for block in row for value in block] for row in zip(*blocks)]
-        rows = []
+        rows, failed = [], [float("nan")] * self.n_features
         for row in zip(*blocks):
             error = next((block[-1] for block in row if isinstance(block[-1], str)), None)
-            values = [float("nan")] * self.n_features if error else [value for block in row for value in block[:-1]]
+            values = list(failed) if error else [value for block in row for value in block[:-1]]
             rows.append(values + [float("nan") if error is None else error] if return_errors else values)
         return rows
 

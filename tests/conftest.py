@@ -12,6 +12,15 @@ STRUCTURES_FILE = FIXTURES / "structures.jsonl.gz"
 RELEASE_0_1 = FIXTURES / "crystalclr-0.1"  # the crystalclr folder of release 0.1 as it shipped: the old head readout
 
 
+def flat_cell():
+    """NaCl in a cell whose third lattice vector is zero: a valid composition, no crystal graph."""
+    from pymatgen.core import Lattice, Structure
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # pymatgen's angles of a zero-length lattice vector
+        return Structure(Lattice([[3, 0, 0], [0, 3, 0], [0, 0, 0]]), ["Na", "Cl"], [[0, 0, 0], [0.5, 0.5, 0]])
+
+
 def read_rows():
     with gzip.open(STRUCTURES_FILE, "rt") as handle:
         return [json.loads(line) for line in handle]

@@ -9,7 +9,7 @@ from matminer.featurizers.utils.stats import PropertyStats
 from pymatgen.core import Composition, Molecule
 
 from matssl_featurizers import CrysAtomFeaturizer, load_atom_vectors
-from tests.conftest import FIXTURES
+from tests.conftest import FIXTURES, flat_cell
 
 
 @pytest.fixture(scope="module")
@@ -149,10 +149,8 @@ def test_other_tables_load_from_a_csv(tmp_path, table):
 def test_structures_the_structure_models_refuse_still_have_a_composition(structures, structures_df):
     """CrysAtom needs only the composition: a degenerate lattice or a 1,000+ site supercell gives the vector
     of its composition; an empty DataFrame gives an empty frame with the feature columns."""
-    from pymatgen.core import Lattice, Structure
-
     featurizer = CrysAtomFeaturizer()
-    flat = Structure(Lattice([[3, 0, 0], [0, 3, 0], [0, 0, 0]]), ["Na", "Cl"], [[0, 0, 0], [0.5, 0.5, 0]])
+    flat = flat_cell()
     np.testing.assert_array_equal(featurizer.featurize(flat), featurizer.featurize(Composition("NaCl")))
     big = structures[0] * (10, 10, 10)
     assert len(big) >= 1000

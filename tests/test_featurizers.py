@@ -11,6 +11,7 @@ from matssl_featurizers import (CDSSLFeaturizer, CrystalCLRFeaturizer, CrystalTw
                                 SSLStructureFeaturizer)
 from matssl_featurizers.weights import bundled_index
 from tests.conftest import STRUCTURES_FILE as STRUCTURES
+from tests.conftest import flat_cell
 
 MODELS = sorted(bundled_index())
 
@@ -245,7 +246,7 @@ def test_featurize_one_structure_raises_the_reason(featurizer, structures):
 
 
 def test_degenerate_lattices_and_empty_frames(featurizer, structures, structures_df):
-    flat = Structure(Lattice([[3, 0, 0], [0, 3, 0], [0, 0, 0]]), ["Na", "Cl"], [[0, 0, 0], [0.5, 0.5, 0]])
+    flat = flat_cell()
     with pytest.raises(ValueError, match="degenerate"):
         featurizer.featurize(flat)
     nan_lattice = structures[0].copy()
@@ -302,7 +303,7 @@ def _bad_input_case(case, featurizer, structures, rows):
         value.lattice = Lattice(np.full((3, 3), np.nan))
         return value, "degenerate"
     if case == "zero-volume lattice":
-        return Structure(Lattice([[3, 0, 0], [0, 3, 0], [0, 0, 0]]), ["Na", "Cl"], [[0, 0, 0], [0.5, 0.5, 0]]), "degenerate"
+        return flat_cell(), "degenerate"
     if case == "NaN coordinates":
         return Structure(Lattice.cubic(4.0), ["Na", "Cl"], [[np.nan, 0, 0], [0.5, 0.5, 0.5]]), "non-finite site coordinates"
     if case == "no sites":

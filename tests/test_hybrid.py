@@ -7,7 +7,7 @@ import pytest
 from matssl_featurizers import AtomVectorFeaturizer, HybridStructureFeaturizer, SSLStructureFeaturizer, weights
 from matssl_featurizers.hybrid import PRESETS
 from pretraining import readout_pca
-from tests.conftest import STRUCTURES_FILE
+from tests.conftest import STRUCTURES_FILE, flat_cell
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +37,7 @@ def test_a_bad_row_is_named_or_becomes_nan(model, structures_df):
     df = structures_df.iloc[:4].copy()
     df.loc["broken", "structure"] = Structure(Lattice.cubic(4.0), ["Og"], [[0, 0, 0]])  # no CGCNN input vector
     # a flat cell: the composition block could featurize it, the structure block cannot; the whole row is NaN
-    df.loc["flat", "structure"] = Structure(Lattice([[3, 0, 0], [0, 3, 0], [0, 0, 0]]), ["Na", "Cl"], [[0, 0, 0], [0.5, 0.5, 0]])
+    df.loc["flat", "structure"] = flat_cell()
     hybrid = HybridStructureFeaturizer(weights=model, n_components=4)
     with pytest.raises(ValueError, match="row 'broken'"):
         hybrid.featurize_dataframe(df, "structure", pbar=False)
