@@ -51,7 +51,16 @@ def test_preset_verdicts_compare_against_element_property_on_structure_sensitive
         ("mp_cgcnn", "band_gap", "ElementProperty", [0.5, 0.6]),
     ])
     lines = headline.preset_verdicts(records).splitlines()
-    assert len(lines) == 3 and "carbon24 energy_per_atom" in lines[2] and lines[2].endswith("| yes | yes |")
+    assert len(lines) == 3 and "carbon24 energy_per_atom" in lines[2] and lines[2].endswith("| yes | yes | 2 of 2 (-0.45 ± 0.071) |")
+
+
+def test_the_paired_column_counts_folds_where_the_preset_is_lower_whatever_the_means_say():
+    # fold 2 is hard for both; the preset is lower on folds 0 and 1, higher on fold 2
+    records = _records([("jarvis_dft3d", "epsx", "preset:p+ElementProperty", [10.0, 20.0, 41.0]),
+                        ("jarvis_dft3d", "epsx", "ElementProperty", [11.0, 22.0, 40.0]),
+                        ("jarvis_dft3d", "epsx", "other", [0.0, 0.0, 0.0])])
+    cell = headline.paired_difference(records, ("jarvis_dft3d", "epsx"), "preset:p+ElementProperty", "ElementProperty")
+    assert cell == "2 of 3 (-0.667 ± 1.5)"
 
 
 def test_the_readme_block_is_replaced_between_its_markers():
