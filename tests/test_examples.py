@@ -55,4 +55,10 @@ def test_forests_on_each_table_learn_the_formation_energy_and_skip_the_row_that_
     shuffled = {"shuffled": np.random.default_rng(0).permutation(tables["ElementProperty"][:-1])}
     control = compare_with_magpie.compare(shuffled, formation_energies["target"].to_numpy()[:-1], folds=3)
     assert control.loc["shuffled", "MAE"] > 0.8 * control.loc["training mean", "MAE"], control
-    assert "ElementProperty alone" in compare_with_magpie.verdict(table, "hybrid")
+    lower = table["folds lower than ElementProperty"]
+    assert lower["training mean"] == 0 and lower["ElementProperty"] == 0 and lower.between(0, 3).all()
+    verdict = compare_with_magpie.verdict(table, "hybrid")
+    assert "ElementProperty alone" in verdict
+    if table.loc["preset:hybrid+ElementProperty", "MAE"] < table.loc["ElementProperty", "MAE"]:
+        assert f"on {lower['preset:hybrid+ElementProperty']} of 3 folds" in verdict
+    assert "folds lower than ElementProperty" not in control
