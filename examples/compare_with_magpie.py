@@ -7,8 +7,8 @@ DATA holds one JSON object per line with a ``cif`` string (or a pymatgen ``struc
 column, as ``examples/data/jarvis_sample.jsonl.gz`` does. Prints the MAE (mean ± standard deviation over the folds) of a
 random forest (scikit-learn defaults but ``max_features=0.33``, as in the README's table) on matminer's
 ElementProperty (magpie), on ``HybridStructureFeaturizer.from_preset(PRESET)``, on both side by side, and of
-predicting the training mean, all on the same folds, and on how many folds each is lower than magpie. Run it on rows you will not report results on: choosing
-features on the rows you report is choosing them on the test set.
+predicting the training mean, all on the same folds, and on how many folds each is lower than magpie. Run it on
+rows you will not report results on: choosing features on the rows you report is choosing them on the test set.
 """
 
 from __future__ import annotations
@@ -92,7 +92,7 @@ def verdict(table: pd.DataFrame, preset: str) -> str:
         return f"preset:{preset} + ElementProperty is not lower than ElementProperty alone here."
     clearly = gain > max(both["fold std"], alone["fold std"])
     return (f"preset:{preset} + ElementProperty is lower than ElementProperty alone by {gain:.4g}, on "
-            f"{both['folds lower than ElementProperty']} of {both['folds']} folds "
+            f"{int(both['folds lower than ElementProperty'])} of {int(both['folds'])} folds "
             + ("(more than a fold std of either)." if clearly else "(within a fold std: not a clear gain)."))
 
 
