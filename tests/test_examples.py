@@ -7,6 +7,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from .conftest import STRUCTURES_FILE, flat_cell
@@ -62,8 +63,6 @@ def test_forests_on_each_table_learn_the_formation_energy_and_skip_the_row_that_
 
 
 def test_the_verdict_names_the_gain_its_folds_and_whether_it_exceeds_a_fold_std(compare_with_magpie):
-    import pandas as pd
-
     table = pd.DataFrame({"MAE": [0.30, 0.25], "fold std": [0.02, 0.03], "folds lower than ElementProperty": [0, 4],
                           "folds": 5}, index=["ElementProperty", "preset:p+ElementProperty"])
     assert compare_with_magpie.verdict(table, "p").endswith("by 0.05, on 4 of 5 folds (more than a fold std of either).")

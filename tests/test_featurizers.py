@@ -10,8 +10,7 @@ from pymatgen.core import Composition, Lattice, Molecule, Structure
 from matssl_featurizers import (CDSSLFeaturizer, CrystalCLRFeaturizer, CrystalTwinsFeaturizer, MaskedDenoisingFeaturizer,
                                 SSLStructureFeaturizer)
 from matssl_featurizers.weights import bundled_index
-from tests.conftest import STRUCTURES_FILE as STRUCTURES
-from tests.conftest import flat_cell
+from tests.conftest import STRUCTURES_FILE as STRUCTURES, flat_cell
 
 MODELS = sorted(bundled_index())
 
