@@ -151,10 +151,11 @@ def describe_encoder(card_path: Path, config: dict) -> None:
 
 
 def render(*, name: str, method: str, citation: str, commands: list[str], data: dict, options: dict, history: list[dict],
-           best_epoch: int, config: dict, evaluation: str = EVALUATION_PLACEHOLDER) -> str:
-    """The model card of a pretraining run."""
+           exported_epoch: int, config: dict, evaluation: str = EVALUATION_PLACEHOLDER, export: str = "best") -> str:
+    """The model card of a pretraining run whose encoder of ``exported_epoch`` was written (``export``: ``--export``)."""
     first, last = history[0], history[-1]
-    best = next(h for h in history if h["epoch"] == best_epoch)
+    exported = next(h for h in history if h["epoch"] == exported_epoch)
+    why = "lowest validation loss," if export == "best" else "the last epoch, `--export last`; validation loss"
     sources = [Path(p).name.split(".")[0] for p in data["paths"]]
     licences = sorted({DATA_LICENSES.get(s, "see the data's own licence") for s in sources})
     excluded = (f"; {data['n_excluded']} structures whose ids are listed in {', '.join(data['exclude'])} (the "
@@ -185,7 +186,7 @@ df = featurizer.featurize_dataframe(df, "structure")
 
 ## Training procedure
 - command{"s (resumed with --resume)" if len(commands) > 1 else ""}: {"; then ".join(f"`{portable(c)}`" for c in commands)}
-- {len(history)} epoch{"s" if len(history) != 1 else ""}; exported weights from epoch {best_epoch} (lowest validation loss, {best["val_loss"]:.4f})
+- {len(history)} epoch{"s" if len(history) != 1 else ""}; exported weights from epoch {exported_epoch} ({why} {exported["val_loss"]:.4f})
 - pretext loss: train {first["train_loss"]:.4f} → {last["train_loss"]:.4f}, validation {first["val_loss"]:.4f} →
   {last["val_loss"]:.4f} (epoch {first["epoch"]} → {last["epoch"]})
 - options: `{json.dumps(options, sort_keys=True)}`

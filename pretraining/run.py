@@ -9,7 +9,7 @@ default to the settings of the bundled weights (:data:`TRAINING_DEFAULTS`); the 
 linearly and decays as a cosine to 0 at ``--epochs``.
 
 OUT receives ``config.json`` + ``model.safetensors`` + ``README.md`` (model card) of the
-best epoch (lowest validation pretext loss); ``OUT/training/`` holds ``metrics.jsonl`` (one line
+best epoch (lowest validation pretext loss; ``--export last``: the last epoch); ``OUT/training/`` holds ``metrics.jsonl`` (one line
 per epoch) and ``checkpoint.pt`` (for ``--resume``, which continues the same learning-rate curve;
 ``--time-limit`` stops a run between epochs so that a later ``--resume`` goes on).
 
@@ -81,6 +81,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--amp", action="store_true", help="mixed precision: bf16 autocast (meant for CUDA)")
     p.add_argument("--out", required=True, type=Path, help="output directory")
     p.add_argument("--resume", action="store_true", help="continue from OUT/training/checkpoint.pt")
+    p.add_argument("--export", choices=("best", "last"), default="best",
+                   help="which epoch's encoder to write: the lowest validation pretext loss (default) or the last one, "
+                        "for pretexts whose validation loss does not follow the quality of the features; "
+                        "--resume on a finished run re-exports with this choice")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workers", type=int, default=1, help="processes building graphs")
     p.add_argument("--cache-dir", type=Path, default=None, help="graph cache (default ~/.cache/matssl_featurizers/graphs)")
@@ -262,15 +266,22 @@ def push_to_hub(out: Path, repo_id: str) -> None:
                       allow_patterns=[CONFIG_NAME, WEIGHTS_NAME, CARD_NAME, CHECKSUMS_NAME, "training/metrics.jsonl"])
 
 
-def export(args, method, best, history, data_info, options, commands) -> None:
-    """Write the best encoder so far, with its model card, to ``args.out``."""
+def chosen_epoch(args, method, best: dict, history: list[dict]) -> dict:
+    """The epoch ``--export`` asks for: ``best`` (lowest validation loss) or the last one, whose encoder is ``method``'s."""
+    if args.export == "best":
+        return best
+    return {"epoch": history[-1]["epoch"], "val_loss": history[-1]["val_loss"], "encoder": method.encoder.state_dict()}
+
+
+def export(args, method, chosen, history, data_info, options, commands) -> None:
+    """Write the encoder of the ``chosen`` epoch, with its model card, to ``args.out``."""
     exported = build_encoder(method.encoder.config)
-    exported.load_state_dict(best["encoder"])
+    exported.load_state_dict(chosen["encoder"])
     card_path = args.out / CARD_NAME
     evaluation = card.evaluation_of(card_path) if card_path.exists() else card.EVALUATION_PLACEHOLDER
     text = card.render(name=args.name or args.method, method=args.method, citation="; ".join(METHOD_CITATIONS.get(args.method, [])),
-                       commands=commands, data=data_info, options=options, history=history, best_epoch=best["epoch"],
-                       config=exported.config, evaluation=evaluation)
+                       commands=commands, data=data_info, options=options, history=history, exported_epoch=chosen["epoch"],
+                       config=exported.config, evaluation=evaluation, export=args.export)
     save_encoder(exported, args.out, card=text, method=args.method)
 
 
@@ -394,12 +405,13 @@ def pretrain(args, world, argv) -> int:
         log(json.dumps(record))
         _save_atomic({"method": method.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch, "step": step,
                       "history": history, "best": best, "commands": commands}, checkpoint_path)
-        # export after every epoch, so that a run stopped early still leaves its best weights
-        export(args, method, best, history, data_info, options, commands)
-    if world.main:
-        if start_epoch > args.epochs and best["encoder"] is not None:  # resumed a finished run: export again
-            export(args, method, best, history, data_info, options, commands)
-        log(f"exported the encoder of epoch {best['epoch']} to {out}")
+        # export after every epoch, so that a run stopped early still leaves its weights
+        export(args, method, chosen_epoch(args, method, best, history), history, data_info, options, commands)
+    if world.main and history:
+        chosen = chosen_epoch(args, method, best, history)
+        if start_epoch > args.epochs:  # resumed a finished run: export again
+            export(args, method, chosen, history, data_info, options, commands)
+        log(f"exported the encoder of epoch {chosen['epoch']} to {out}")
         if args.push_to_hub:
             push_to_hub(out, args.push_to_hub)
             log(f"uploaded {out} to hf://{args.push_to_hub}")

@@ -20,7 +20,7 @@ def _crysatom_card(options):
     history = [{"epoch": 1, "train_loss": 2.0, "val_loss": 1.5, "lr": 1e-3, "seconds": 10.0}]
     data = {"paths": ["../shared/data/carbon24.jsonl.gz"], "n_structures": 10, "n_skipped": 0, "n_train": 9, "n_val": 1}
     return card.render(name="crysatom", method="crysatom", citation="", commands=["python -m pretraining.run"], data=data,
-                       options=options, history=history, best_epoch=1,
+                       options=options, history=history, exported_epoch=1,
                        config={"architecture": "cgcnn", "atom_fea_len": 8, "n_conv": 1, "readout": "head", "out_dim": 0})
 
 

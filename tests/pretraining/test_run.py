@@ -73,6 +73,31 @@ def test_resume_ends_with_the_same_export_as_an_uninterrupted_run(tmp_path, one_
     assert load_file(resumed / "model.safetensors").keys() == a.keys()
 
 
+def test_export_last_writes_the_last_epoch_and_a_finished_run_re_exports_either_choice(tmp_path, one_epoch):
+    import shutil
+
+    import torch
+    from safetensors.torch import load_file
+
+    out = tmp_path / "ct"
+    shutil.copytree(one_epoch, out)
+    _train(out, one_epoch.parent / "cache", "--epochs", "2", "--resume", "--export", "last")
+    state = torch.load(out / "training" / "checkpoint.pt", weights_only=True)
+    last = {k.removeprefix("encoder."): v for k, v in state["method"].items() if k.startswith("encoder.")}
+
+    def exported_matches(encoder_state):
+        written = load_file(out / "model.safetensors")
+        return written.keys() <= encoder_state.keys() and all(
+            np.array_equal(written[k].numpy(), encoder_state[k].numpy(), equal_nan=True) for k in written)
+
+    assert state["epoch"] == 2 and exported_matches(last)
+    assert "exported weights from epoch 2 (the last epoch, `--export last`" in (out / "README.md").read_text()
+    _train(out, one_epoch.parent / "cache", "--epochs", "2", "--resume")  # finished: re-export the best epoch
+    best = state["best"]
+    assert exported_matches(best["encoder"])
+    assert f"exported weights from epoch {best['epoch']} (lowest validation loss," in (out / "README.md").read_text()
+
+
 def test_push_to_hub_uploads_the_exported_files(one_epoch, monkeypatch):
     import huggingface_hub
 
