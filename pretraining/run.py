@@ -56,6 +56,22 @@ class NonFiniteLoss(RuntimeError):
     pass
 
 
+def positive_int(text: str) -> int:
+    """An ``argparse`` type: an integer of at least 1."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """An ``argparse`` type: a number above 0."""
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be above 0, got {text}")
+    return value
+
+
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m pretraining.run", description=__doc__.split("\n")[0])
     p.add_argument("--method", required=True, choices=sorted(TRAINING_DEFAULTS))
@@ -64,16 +80,16 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--exclude", type=Path, nargs="*", default=[],
                    help="text files of ids (one per line) to leave out, e.g. the evaluation rows written by "
                         "`python -m pretraining.tasks exclusions`")
-    p.add_argument("--epochs", type=int, default=None, help="length of the learning-rate schedule (default: per method, "
+    p.add_argument("--epochs", type=positive_int, default=None, help="length of the learning-rate schedule (default: per method, "
                    + ", ".join(f"{m} {d['epochs']}" for m, d in TRAINING_DEFAULTS.items()) + ")")
-    p.add_argument("--batch-size", type=int, default=None, help="default: per method, "
+    p.add_argument("--batch-size", type=positive_int, default=None, help="default: per method, "
                    + ", ".join(f"{m} {d['batch_size']}" for m, d in TRAINING_DEFAULTS.items()))
-    p.add_argument("--lr", type=float, default=None, help="peak Adam learning rate (default: per method, "
+    p.add_argument("--lr", type=positive_float, default=None, help="peak Adam learning rate (default: per method, "
                    + ", ".join(f"{m} {d['lr']:g}" for m, d in TRAINING_DEFAULTS.items()) + ")")
     p.add_argument("--warmup-epochs", type=float, default=0.5,
                    help="linear warm-up, then cosine decay to 0 at the end of --epochs (default: %(default)s)")
     p.add_argument("--constant-lr", action="store_true", help="no warm-up or decay")
-    p.add_argument("--time-limit", type=float, default=None,
+    p.add_argument("--time-limit", type=positive_float, default=None,
                    help="hours of training, counted from the first epoch (reading data and building graphs come first): "
                         "do not start an epoch that would end after this; continue later with --resume")
     p.add_argument("--weight-decay", type=float, default=0.0)
@@ -86,10 +102,10 @@ def parse_args(argv=None) -> argparse.Namespace:
                         "for pretexts whose validation loss does not follow the quality of the features; "
                         "--resume on a finished run re-exports with this choice")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--workers", type=int, default=1, help="processes building graphs")
+    p.add_argument("--workers", type=positive_int, default=1, help="processes building graphs")
     p.add_argument("--cache-dir", type=Path, default=None, help="graph cache (default ~/.cache/matssl_featurizers/graphs)")
     p.add_argument("--strict", action="store_true", help="stop at the first unreadable entry instead of skipping it")
-    p.add_argument("--limit", type=int, default=None, help="read only the first N entries of --data (quick runs)")
+    p.add_argument("--limit", type=positive_int, default=None, help="read only the first N entries of --data (quick runs)")
     method_options = p.add_argument_group("method options (default: the paper's, or the model card's choice)")
     method_options.add_argument("--perturb-distance", type=float, default=None, help="crystal-twins: Å each site moves in a view")
     method_options.add_argument("--atom-mask-ratio", type=float, default=None, help="crystal-twins, crysatom")

@@ -151,6 +151,16 @@ def test_an_option_of_another_method_is_refused(tmp_path):
         _train(tmp_path / "x", tmp_path / "cache", "--epochs", "1", "--temperature", "0.5")
 
 
+@pytest.mark.parametrize("option, value, message", [("--epochs", "0", "must be at least 1, got 0"),
+                                                   ("--batch-size", "-4", "must be at least 1, got -4"),
+                                                   ("--lr", "0", "must be above 0, got 0")])
+def test_a_run_that_could_not_train_is_refused_before_reading_data(tmp_path, capsys, option, value, message):
+    with pytest.raises(SystemExit):
+        _train(tmp_path / "x", tmp_path / "cache", option, value)
+    assert f"argument {option}: {message}" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists() and not (tmp_path / "cache").exists()
+
+
 def test_a_run_killed_mid_epoch_resumes_to_the_export_of_an_uninterrupted_run(tmp_path, one_epoch, single_thread):
     import os
     import signal
