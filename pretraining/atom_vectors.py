@@ -31,6 +31,7 @@ from matssl_featurizers.encoders import N_ELEMENTS
 from matssl_featurizers.weights import CARD_NAME, load_encoder
 
 from . import card
+from .arguments import at_least
 from .data import GraphDataset, build_graphs, graph_loader
 
 
@@ -212,9 +213,9 @@ def main(argv=None) -> int:
     p.add_argument("--layers", choices=LAYERS, default="last",
                    help="last: the final node embeddings (the paper's); all: every layer's average, each scaled to "
                         "unit length, concatenated")
-    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--batch-size", type=at_least(1), default=256)
     p.add_argument("--device", default="cpu")
-    p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--workers", type=at_least(1), default=1)
     p.add_argument("--cache-dir", type=Path, default=None)
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)

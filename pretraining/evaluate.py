@@ -54,6 +54,7 @@ from matssl_featurizers.encoders import build_encoder
 from matssl_featurizers.weights import load_encoder, read_config, save_encoder
 
 from . import card
+from .arguments import at_least
 from .data import default_cache_dir
 from .tasks import SPLITS, cv_splits, fingerprint, load_labelled, parse_train_sizes, training_rows
 
@@ -94,9 +95,9 @@ def parse_args(argv=None):
                    help="comma separated names (see above); default: the bundled models and their controls, "
                         "composition tables, ElementProperty, SineCoulombMatrix, each model+ElementProperty")
     p.add_argument("--split", choices=SPLITS, default=None, help="evaluate on the rows of this split only (default: all rows)")
-    p.add_argument("--folds", type=int, default=5, help="default: %(default)s")
+    p.add_argument("--folds", type=at_least(2), default=5, help="default: %(default)s")
     p.add_argument("--train-sizes", default="all", help="comma separated training-set sizes per fold, or 'all' (default)")
-    p.add_argument("--limit", type=int, default=None, help="evaluate on N labelled rows drawn with --seed (default: all)")
+    p.add_argument("--limit", type=at_least(1), default=None, help="evaluate on N labelled rows drawn with --seed (default: all)")
     p.add_argument("--seed", type=int, default=0, help="folds, subsets and forests (default: %(default)s)")
     p.add_argument("--random-seeds", default="0,1,2", help="seeds of the random:MODEL weights (default: %(default)s)")
     p.add_argument("--max-features", type=float, default=1.0,

@@ -46,6 +46,7 @@ from matssl_featurizers.graphs import collate_arrays
 from matssl_featurizers.neighbors import graph_batches
 from matssl_featurizers.weights import load_encoder, read_config
 
+from .arguments import at_least, positive_float
 from .card import command_line
 from .evaluate import distinct_architectures, markdown_table, write_results
 from .tasks import SPLITS, cv_splits, load_labelled, parse_train_sizes, training_rows
@@ -149,18 +150,18 @@ def parse_args(argv=None):
     p.add_argument("--target", required=True, help="target column(s), comma separated; one model per target")
     p.add_argument("--model", required=True, help="bundled model name(s) or weights directories, comma separated")
     p.add_argument("--init", default="pretrained,random", help=f"comma separated, of {', '.join(INITS)}")
-    p.add_argument("--folds", type=int, default=5)
+    p.add_argument("--folds", type=at_least(2), default=5)
     p.add_argument("--train-sizes", default="all", help="comma separated training-set sizes per fold, or 'all'")
     p.add_argument("--split", choices=SPLITS, default=None, help="fine-tune on the rows of this split only (default: all rows)")
-    p.add_argument("--limit", type=int, default=None, help="use N labelled rows drawn with --seed")
+    p.add_argument("--limit", type=at_least(1), default=None, help="use N labelled rows drawn with --seed")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--random-seeds", default="0", help="comma separated seeds of the randomly initialised starts "
                    "(default: %(default)s; rows random:MODEL@SEED when more than one)")
-    p.add_argument("--epochs", type=int, default=100, help="at most this many epochs")
+    p.add_argument("--epochs", type=at_least(1), default=100, help="at most this many epochs")
     p.add_argument("--patience", type=int, default=10, help="early stopping: epochs without a lower validation MAE")
     p.add_argument("--val-fraction", type=float, default=0.1, help="share of each training set held out for early stopping")
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--batch-size", type=at_least(1), default=64)
+    p.add_argument("--lr", type=positive_float, default=1e-3)
     p.add_argument("--hidden", type=int, default=64, help="width of the head's hidden layer")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     p.add_argument("--out", required=True, type=Path)

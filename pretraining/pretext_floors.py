@@ -25,6 +25,7 @@ from matssl_featurizers.encoders import element_table
 from matssl_featurizers.graphs import GaussianDistance, edge_lengths
 
 from . import augmentations as aug
+from .arguments import at_least
 from .data import GraphDataset, build_graphs, graph_loader
 from .methods import element_presence, element_statistics
 from .run import corpus_rows, split_indices
@@ -78,7 +79,7 @@ def element_shares(loader, top: int = 5) -> dict:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m pretraining.pretext_floors", description=__doc__.split("\n")[0])
     p.add_argument("--data", required=True, nargs="+")
-    p.add_argument("--batch-size", type=int, default=256, help="as in the run (the CS floor depends on it)")
+    p.add_argument("--batch-size", type=at_least(2), default=256, help="as in the run (the CS floor depends on it)")
     p.add_argument("--noise-std", type=float, default=0.1)
     p.add_argument("--exclude", type=Path, nargs="*", default=[], help="as in the run: id files left out")
     p.add_argument("--seed", type=int, default=0, help="the run's seed: it picks the validation split")

@@ -29,6 +29,7 @@ from tqdm.auto import tqdm
 from matssl_featurizers.encoders import build_encoder
 from matssl_featurizers.weights import CARD_NAME, load_encoder, read_config, save_encoder
 
+from .arguments import at_least
 from .card import describe_encoder, portable, set_section
 from .data import GraphDataset, build_graphs, graph_loader
 from .evaluate import readout_overrides, with_readout
@@ -96,8 +97,8 @@ def main(argv=None) -> int:
     p.add_argument("model", type=Path, help="an exported model directory (rewritten in place)")
     p.add_argument("--data", nargs="+", required=True, help="the pretraining corpus")
     p.add_argument("--exclude", type=Path, nargs="*", default=[], help="id files to leave out (as in pretraining.run)")
-    p.add_argument("--sample", type=int, default=20000, help="structures to fit on (default: %(default)s)")
-    p.add_argument("--components", type=int, default=64, help="components to keep (default: %(default)s)")
+    p.add_argument("--sample", type=at_least(2), default=20000, help="structures to fit on (default: %(default)s)")
+    p.add_argument("--components", type=at_least(1), default=64, help="components to keep (default: %(default)s)")
     p.add_argument("--readout", default=None, help="first rebuild MODEL with this parameter-free readout (layers)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--cache-dir", type=Path, default=None)

@@ -39,6 +39,7 @@ from matssl_featurizers.citations import METHOD_CITATIONS
 from matssl_featurizers.weights import CARD_NAME, CHECKSUMS_NAME, CONFIG_NAME, WEIGHTS_NAME, save_encoder
 
 from . import card, distributed
+from .arguments import at_least, positive_float
 from .data import GraphDataset, build_graphs, graph_loader
 from .methods import ELEMENT_PROTOTYPES, METHODS
 
@@ -56,22 +57,6 @@ class NonFiniteLoss(RuntimeError):
     pass
 
 
-def positive_int(text: str) -> int:
-    """An ``argparse`` type: an integer of at least 1."""
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
-def positive_float(text: str) -> float:
-    """An ``argparse`` type: a number above 0."""
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be above 0, got {text}")
-    return value
-
-
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m pretraining.run", description=__doc__.split("\n")[0])
     p.add_argument("--method", required=True, choices=sorted(TRAINING_DEFAULTS))
@@ -80,9 +65,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--exclude", type=Path, nargs="*", default=[],
                    help="text files of ids (one per line) to leave out, e.g. the evaluation rows written by "
                         "`python -m pretraining.tasks exclusions`")
-    p.add_argument("--epochs", type=positive_int, default=None, help="length of the learning-rate schedule (default: per method, "
+    p.add_argument("--epochs", type=at_least(1), default=None, help="length of the learning-rate schedule (default: per method, "
                    + ", ".join(f"{m} {d['epochs']}" for m, d in TRAINING_DEFAULTS.items()) + ")")
-    p.add_argument("--batch-size", type=positive_int, default=None, help="default: per method, "
+    p.add_argument("--batch-size", type=at_least(1), default=None, help="default: per method, "
                    + ", ".join(f"{m} {d['batch_size']}" for m, d in TRAINING_DEFAULTS.items()))
     p.add_argument("--lr", type=positive_float, default=None, help="peak Adam learning rate (default: per method, "
                    + ", ".join(f"{m} {d['lr']:g}" for m, d in TRAINING_DEFAULTS.items()) + ")")
@@ -102,10 +87,10 @@ def parse_args(argv=None) -> argparse.Namespace:
                         "for pretexts whose validation loss does not follow the quality of the features; "
                         "--resume on a finished run re-exports with this choice")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--workers", type=positive_int, default=1, help="processes building graphs")
+    p.add_argument("--workers", type=at_least(1), default=1, help="processes building graphs")
     p.add_argument("--cache-dir", type=Path, default=None, help="graph cache (default ~/.cache/matssl_featurizers/graphs)")
     p.add_argument("--strict", action="store_true", help="stop at the first unreadable entry instead of skipping it")
-    p.add_argument("--limit", type=positive_int, default=None, help="read only the first N entries of --data (quick runs)")
+    p.add_argument("--limit", type=at_least(1), default=None, help="read only the first N entries of --data (quick runs)")
     method_options = p.add_argument_group("method options (default: the paper's, or the model card's choice)")
     method_options.add_argument("--perturb-distance", type=float, default=None, help="crystal-twins: Å each site moves in a view")
     method_options.add_argument("--atom-mask-ratio", type=float, default=None, help="crystal-twins, crysatom")
