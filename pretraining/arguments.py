@@ -25,3 +25,19 @@ def positive_float(text: str) -> float:
     if not value > 0:
         raise argparse.ArgumentTypeError(f"must be above 0, got {text}")
     return value
+
+
+def share(text: str) -> float:
+    """An ``argparse`` type: a share above 0 and at most 1 (of the features a forest tries at a split)."""
+    value = float(text)
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"must be above 0 and at most 1, got {text}")
+    return value
+
+
+def held_out_share(text: str) -> float:
+    """An ``argparse`` type: a share above 0 and below 1 (rows held out, so that some are left to train on)."""
+    value = float(text)
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"must be above 0 and below 1, got {text}")
+    return value

@@ -54,7 +54,7 @@ from matssl_featurizers.encoders import build_encoder
 from matssl_featurizers.weights import load_encoder, read_config, save_encoder
 
 from . import card
-from .arguments import at_least
+from .arguments import at_least, share
 from .data import default_cache_dir
 from .tasks import SPLITS, cv_splits, fingerprint, load_labelled, parse_train_sizes, training_rows
 
@@ -100,7 +100,7 @@ def parse_args(argv=None):
     p.add_argument("--limit", type=at_least(1), default=None, help="evaluate on N labelled rows drawn with --seed (default: all)")
     p.add_argument("--seed", type=int, default=0, help="folds, subsets and forests (default: %(default)s)")
     p.add_argument("--random-seeds", default="0,1,2", help="seeds of the random:MODEL weights (default: %(default)s)")
-    p.add_argument("--max-features", type=float, default=1.0,
+    p.add_argument("--max-features", type=share, default=1.0,
                    help="share of features each split of the forest tries (default: %(default)s, scikit-learn's)")
     p.add_argument("--readout", default=None, help="rebuild every encoder with this readout (layers, head, set2set)")
     p.add_argument("--pool", default=None, help="with --readout layers: comma separated statistics, e.g. mean,max,std (any of mean, max, min, std)")

@@ -27,7 +27,7 @@ import pandas as pd
 from matssl_featurizers.atom_vectors import save_atom_vectors
 from matssl_featurizers.composition import CrysAtomFeaturizer
 
-from .arguments import at_least
+from .arguments import at_least, share
 from .data import iter_records
 from .card import command_line
 from .evaluate import effective_rank, evaluate, markdown_table, write_results
@@ -111,7 +111,7 @@ def main(argv=None) -> int:
     p.add_argument("--train-sizes", default="all", help="comma separated training-set sizes per fold, or 'all'")
     p.add_argument("--limit", type=at_least(1), default=None, help="evaluate on N rows of each task, drawn with --seed")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--max-features", type=float, default=1.0,
+    p.add_argument("--max-features", type=share, default=1.0,
                    help="fraction of features tried at each split (default 1.0, scikit-learn's; 0.33 is faster)")
     p.add_argument("--out", required=True, type=Path)
     p.add_argument("--card", type=Path, default=None, help="atom-vector directory whose card gets the table")

@@ -46,7 +46,7 @@ from matssl_featurizers.graphs import collate_arrays
 from matssl_featurizers.neighbors import graph_batches
 from matssl_featurizers.weights import load_encoder, read_config
 
-from .arguments import at_least, positive_float
+from .arguments import at_least, held_out_share, positive_float
 from .card import command_line
 from .evaluate import distinct_architectures, markdown_table, write_results
 from .tasks import SPLITS, cv_splits, load_labelled, parse_train_sizes, training_rows
@@ -158,8 +158,8 @@ def parse_args(argv=None):
     p.add_argument("--random-seeds", default="0", help="comma separated seeds of the randomly initialised starts "
                    "(default: %(default)s; rows random:MODEL@SEED when more than one)")
     p.add_argument("--epochs", type=at_least(1), default=100, help="at most this many epochs")
-    p.add_argument("--patience", type=int, default=10, help="early stopping: epochs without a lower validation MAE")
-    p.add_argument("--val-fraction", type=float, default=0.1, help="share of each training set held out for early stopping")
+    p.add_argument("--patience", type=at_least(1), default=10, help="early stopping: epochs without a lower validation MAE")
+    p.add_argument("--val-fraction", type=held_out_share, default=0.1, help="share of each training set held out for early stopping")
     p.add_argument("--batch-size", type=at_least(1), default=64)
     p.add_argument("--lr", type=positive_float, default=1e-3)
     p.add_argument("--hidden", type=int, default=64, help="width of the head's hidden layer")

@@ -36,7 +36,7 @@ import pandas as pd
 from matssl_featurizers import weights as weights_io
 
 from . import evaluate
-from .arguments import at_least
+from .arguments import at_least, share
 from .card import command_line, set_evaluation
 from .report import beats, combined_table, load_runs
 from .tasks import SPLITS, TASKS, targets_of
@@ -225,7 +225,7 @@ def main(argv=None) -> int:
     p.add_argument("--data-dir", type=Path, default=Path("..") / "shared" / "data", help="default: %(default)s")
     p.add_argument("--folds", type=at_least(2), default=5, help="default: %(default)s")
     p.add_argument("--random-seeds", default="0,1,2", help="default: %(default)s")
-    p.add_argument("--max-features", type=float, default=1.0, help="the forests' (default: %(default)s)")
+    p.add_argument("--max-features", type=share, default=1.0, help="the forests' (default: %(default)s)")
     p.add_argument("--tasks", default=",".join(TASKS), help="default: all of pretraining.tasks.TASKS")
     p.add_argument("--out", type=Path, default=Path("eval") / "headline", help="default: %(default)s")
     p.add_argument("--readme", type=Path, default=None, help="put the result between the headline markers of this file")
