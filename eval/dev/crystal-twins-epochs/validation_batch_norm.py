@@ -28,9 +28,11 @@ def batch_norms(module, projector_only=False):
 def mean_loss(method, store, indices, mode):
     """Mean pretext loss over full batches of 128; ``mode``: eval, projector-batch or all-batch."""
     method.eval()
-    for norm in batch_norms(method, projector_only=mode == "projector-batch") if mode != "eval" else []:
-        norm.train()
-    for norm in batch_norms(method):
+    norms = batch_norms(method)
+    if mode != "eval":
+        for norm in batch_norms(method, projector_only=mode == "projector-batch"):
+            norm.train()
+    for norm in norms:
         norm.momentum = 0.0  # batch statistics in train mode, running statistics left as they are
     torch.manual_seed(0)  # the same augmented views for every mode
     total, count = 0.0, 0
@@ -38,7 +40,7 @@ def mean_loss(method, store, indices, mode):
         for batch in graph_loader(GraphDataset(store, indices), 128, drop_last=True):
             loss, _ = method.loss(batch)
             total, count = total + loss.item() * batch.num_graphs, count + batch.num_graphs
-    for norm in batch_norms(method):
+    for norm in norms:
         norm.momentum = 0.1
     return total / count
 
