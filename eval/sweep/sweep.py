@@ -3,21 +3,19 @@ the rows that fail (NaN with ``ignore_errors=True``) or hold a non-finite value.
 
     python eval/sweep/sweep.py ../shared/data/*.jsonl.gz > eval/sweep/sweep.log
 
-Structures are read from each row's CIF with pymatgen, as ``examples/featurize_structures.py`` does.
+Structures are read with ``pretraining.data``'s reader, as every ``pretraining`` command reads them (an unreadable
+row stops the sweep).
 """
 import argparse
 import collections
-import gzip
-import json
 import time
-import warnings
 
 import numpy as np
 import pandas as pd
-from pymatgen.core import Structure
 
 from matssl_featurizers import HybridStructureFeaturizer, SSLStructureFeaturizer, list_models
 from matssl_featurizers.hybrid import PRESETS
+from pretraining.data import iter_records, payload_to_structure
 
 
 def featurizers():
@@ -26,11 +24,8 @@ def featurizers():
 
 
 def structures(path) -> pd.DataFrame:
-    with gzip.open(path, "rt") as handle, warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        rows = [json.loads(line) for line in handle]
-        return pd.DataFrame({"structure": [Structure.from_str(r["cif"], fmt="cif") for r in rows]},
-                            index=pd.Index([r["id"] for r in rows], name="id"))
+    ids, payloads, _ = zip(*iter_records(path))
+    return pd.DataFrame({"structure": [payload_to_structure(p) for p in payloads]}, index=pd.Index(ids, name="id"))
 
 
 def main():
