@@ -1,11 +1,13 @@
 """Self-supervised crystal representations as matminer featurizers.
 
-``import matssl_featurizers`` is cheap: torch, PyG and matminer load on first use.
+``import matssl_featurizers`` is cheap: torch, matminer and pymatgen load on first use.
 """
 
-__version__ = "0.2.1"
+__version__ = "0.3.0"
 
 _LAZY = {
+    "PretrainedEncoder": "encoders",
+    "list_models": "encoders",
     "SSLStructureFeaturizer": "featurizers",
     "CrystalTwinsFeaturizer": "featurizers",
     "CrystalCLRFeaturizer": "featurizers",
@@ -16,8 +18,6 @@ _LAZY = {
     "HybridStructureFeaturizer": "hybrid",
     "ShellAnisotropy": "anisotropy",
     "load_atom_vectors": "atom_vectors",
-    "list_models": "weights",
-    "load_encoder": "weights",
     "structure_to_graph": "graphs",
 }
 __all__ = sorted(_LAZY)

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
+from .base import GraphFeaturizer
 from .citations import CGCNN_CITATION
-from .encoders import POOLS, pool_rows
-from .featurizers import InProcessFeaturizer
 from .graphs import GaussianDistance, collate_arrays, edge_vectors
-from .neighbors import neighbor_arrays
+from .params import integer, number
+from .readouts import POOLS, pool_rows
+from .runtime import torch_threads
 
 
 def shell_anisotropy(batch, expansion: GaussianDistance) -> torch.Tensor:
@@ -33,7 +35,7 @@ def shell_anisotropy(batch, expansion: GaussianDistance) -> torch.Tensor:
     return moments.norm(dim=2)
 
 
-class ShellAnisotropy(InProcessFeaturizer):
+class ShellAnisotropy(GraphFeaturizer):
     """Mean, maximum and standard deviation over the sites of :func:`shell_anisotropy`, over every neighbour
     within ``cutoff`` Å, in Gaussian shells ``gaussian_step`` Å apart (the encoders' edge expansion):
     3 x 31 values for the defaults. Parameter-free: a geometric companion (and control) for the pretrained
@@ -44,24 +46,39 @@ class ShellAnisotropy(InProcessFeaturizer):
         cutoff: neighbour search radius in Å.
         max_neighbors: keep only this many nearest neighbours per site (``None``: all within ``cutoff``).
         gaussian_step: spacing and width of the Gaussian shells in Å.
+        batch_size: structures per batch of ``featurize_many``.
+        n_threads: torch threads while featurizing (default 1, as the encoders'; ``None``: torch's setting).
     """
 
-    def __init__(self, cutoff: float = 6.0, max_neighbors: int | None = None, gaussian_step: float = 0.2):
+    _parameter_checks = {"cutoff": number(0), "max_neighbors": integer(1, allow_none=True),
+                         "gaussian_step": number(0), "batch_size": integer(1), "n_threads": integer(1, allow_none=True)}
+
+    def __init__(self, cutoff: float = 6.0, max_neighbors: int | None = None, gaussian_step: float = 0.2,
+                 batch_size: int = 64, n_threads: int | None = 1):
         self.cutoff = cutoff
         self.max_neighbors = max_neighbors
         self.gaussian_step = gaussian_step
+        self.batch_size = batch_size
+        self.n_threads = n_threads
 
     def _expansion(self) -> GaussianDistance:
-        return GaussianDistance(0.0, self.cutoff, self.gaussian_step)
+        return self._cached("expansion", (self.cutoff, self.gaussian_step),
+                            lambda: GaussianDistance(0.0, self.cutoff, self.gaussian_step))
 
-    def featurize(self, structure):
-        """Feature vector (list of floats) of one pymatgen ``Structure``."""
-        batch = collate_arrays([neighbor_arrays(structure, self.cutoff, self.max_neighbors)])
-        with torch.inference_mode():
+    def _prepare(self) -> None:
+        self._cached("checked", tuple(sorted(self.get_params().items())), self._check_params)
+
+    def _graph_settings(self) -> dict:
+        return {"cutoff": self.cutoff, "max_neighbors": self.max_neighbors}
+
+    def _forward(self, graphs: list[dict]) -> np.ndarray:
+        batch = collate_arrays(graphs)
+        with torch.inference_mode(), torch_threads(self.n_threads):
             sites = shell_anisotropy(batch, self._expansion())
-            return pool_rows(sites, batch.batch, 1, POOLS)[0].double().tolist()
+            return pool_rows(sites, batch.batch, batch.num_graphs, POOLS).double().numpy()
 
     def feature_labels(self):
+        self._prepare()
         centers = self._expansion().centers.tolist()
         return [f"shell anisotropy {pool} {center:.1f} A" for pool in POOLS for center in centers]
 

@@ -16,16 +16,11 @@ import os
 from importlib import resources
 from pathlib import Path
 
-from . import weights as weights_io
+from .bundled import bundled_atom_vectors, bundled_root, check_bundled_file
 
 ATOM_VECTORS_NAME = "atom_vectors.csv"
 DEFAULT_ATOM_VECTORS = "crysatom"
 CGCNN92 = "cgcnn92"
-
-
-def bundled_atom_vectors() -> dict:
-    """The bundled tables: name -> entry of ``models/atom_vectors.json`` (file, sha256, training data)."""
-    return json.loads((weights_io.bundled_root() / "atom_vectors.json").read_text())
 
 
 def atom_vectors_path(source: str | os.PathLike = DEFAULT_ATOM_VECTORS) -> Path:
@@ -33,11 +28,8 @@ def atom_vectors_path(source: str | os.PathLike = DEFAULT_ATOM_VECTORS) -> Path:
     bundled = bundled_atom_vectors()
     if isinstance(source, str) and source in bundled:
         entry = bundled[source]
-        path = weights_io.bundled_root() / entry["file"]
-        if not path.is_file():
-            raise OSError(f"bundled atom vectors {source!r} are missing {entry['file']}: the installation is incomplete")
-        if weights_io.sha256(path) != entry["sha256"]:
-            raise OSError(f"bundled atom vectors {source!r}: {entry['file']} does not match its recorded sha256")
+        path = bundled_root() / entry["file"]
+        check_bundled_file(path, entry["sha256"], f"bundled atom vectors {source!r}")
         return path
     path = Path(source)
     if path.is_dir():

@@ -5,10 +5,16 @@ from __future__ import annotations
 import numpy as np
 
 from .atom_vectors import CGCNN92, DEFAULT_ATOM_VECTORS, load_atom_vectors
+from .base import InProcessFeaturizer
 from .citations import CGCNN_CITATION, CRYSATOM_CITATION
-from .featurizers import InProcessFeaturizer
+from .params import path_or_name
 
 STATS = ("mean", "std_dev", "minimum", "maximum", "range")
+
+
+def _stats(name, value) -> None:
+    if isinstance(value, str) or not value or any(stat not in STATS for stat in value):
+        raise ValueError(f"{name} must be a non-empty list of {', '.join(STATS)}, got {value!r}")
 
 
 def weighted_stats(vectors: np.ndarray, fractions: np.ndarray, stats=STATS) -> np.ndarray:
@@ -52,8 +58,10 @@ class AtomVectorFeaturizer(InProcessFeaturizer):
         stats: statistics to compute, from ``"mean"``, ``"std_dev"``, ``"minimum"``, ``"maximum"``, ``"range"``.
 
     An element without a vector raises ``ValueError`` naming it (NaNs with ``ignore_errors=True``).
-    The table loads lazily on first use and is not pickled; featurization runs in this process.
+    The table loads lazily on first use and is not pickled; featurization runs in this process (numpy only).
     """
+
+    _parameter_checks = {"vectors": path_or_name, "stats": _stats}
 
     def __init__(self, vectors: str = CGCNN92, stats: tuple = STATS):
         self.vectors = vectors
@@ -73,15 +81,14 @@ class AtomVectorFeaturizer(InProcessFeaturizer):
     def citations(self):
         return [CGCNN_CITATION] if self.vectors == CGCNN92 else [CRYSATOM_CITATION]
 
-
     def _table(self):
-        key = str(self.vectors)
-        cached = self.__dict__.get("_cached_table")
-        if cached is None or cached[0] != key:
+        """``(table, row of each symbol, matrix)`` of ``vectors``, loaded on first use."""
+        def load():
+            self._check_params()
             table = load_atom_vectors(self.vectors)
-            cached = (key, table, {symbol: i for i, symbol in enumerate(table.index)}, table.to_numpy())
-            self._cached_table = cached
-        return cached[1:]
+            return table, {symbol: i for i, symbol in enumerate(table.index)}, table.to_numpy()
+
+        return self._cached("table", (str(self.vectors), tuple(self.stats)), load)
 
     def featurize(self, composition):
         """Feature vector (list of floats) of one ``Composition`` or ``Structure``."""
