@@ -7,6 +7,11 @@ from matssl_featurizers import SSLStructureFeaturizer, weights
 from pretraining import run, training_state
 from tests.conftest import STRUCTURES_FILE
 
+# the run folder in checkpoints/ behind each bundled model (models/index.json) and bundled atom-vector table
+# (models/atom_vectors.json: the crysatom vectors are read out of the encoder in checkpoints/crysatom, see their card)
+BUNDLED_RUNS = {"masked-denoising": "masked-denoising", "crystal-twins": "crystal-twins", "crystalclr": "crystalclr",
+                "cdssl": "cdssl", "crysatom": "crysatom"}
+
 
 def _train(out, cache, *extra):
     return run.main(["--method", "crystal-twins", "--data", str(STRUCTURES_FILE), "--batch-size", "32", "--lr", "1e-3",
@@ -109,6 +114,26 @@ def test_a_pickled_checkpoint_of_an_earlier_version_is_refused_unread(tmp_path, 
             _train(out, tmp_path / "cache", "--epochs", "1", *extra)
     assert not (tmp_path / "cache").exists(), "refused before reading data"
 
+
+def test_the_repository_holds_no_pickle_and_only_the_runs_behind_bundled_models():
+    import shutil
+    import subprocess
+    from pathlib import Path
+
+    from matssl_featurizers.atom_vectors import bundled_atom_vectors
+
+    root = Path(run.__file__).resolve().parents[1]
+    listed = subprocess.run(["git", "ls-files"], cwd=root, capture_output=True, text=True) if shutil.which("git") else None
+    if listed is not None and listed.returncode == 0:
+        files = listed.stdout.splitlines()
+    else:  # no git: the working tree's checkpoints/
+        files = [p.relative_to(root).as_posix() for p in (root / "checkpoints").rglob("*") if p.is_file()]
+    assert [f for f in files if f.endswith((".pt", ".pth", ".pkl"))] == []
+    assert set(BUNDLED_RUNS) == set(weights.bundled_index()) | set(bundled_atom_vectors())
+    runs = {f.split("/")[1] for f in files if f.startswith("checkpoints/") and f.count("/") > 1}
+    assert runs == set(BUNDLED_RUNS.values())
+    for name in runs:
+        assert training_state.exists(root / "checkpoints" / name / "training"), name
 
 
 @pytest.fixture
