@@ -10,8 +10,9 @@ linearly and decays as a cosine to 0 at ``--epochs``.
 
 OUT receives ``config.json`` + ``model.safetensors`` + ``README.md`` (model card) of the
 best epoch (lowest validation pretext loss; ``--export last``: the last epoch); ``OUT/training/`` holds ``metrics.jsonl`` (one line
-per epoch) and ``checkpoint.pt`` (for ``--resume``, which continues the same learning-rate curve;
-``--time-limit`` stops a run between epochs so that a later ``--resume`` goes on).
+per epoch) and the state for ``--resume`` (``state.json`` + a safetensors file, no pickle:
+:mod:`pretraining.training_state`), which continues the same learning-rate curve; ``--time-limit`` stops a run
+between epochs so that a later ``--resume`` goes on.
 
 ``torchrun --nproc_per_node K -m pretraining.run ...`` trains data-parallel over K processes
 (:mod:`pretraining.distributed`); ``--amp`` trains under bf16 autocast.
@@ -38,7 +39,7 @@ from matssl_featurizers.encoders import build_encoder
 from matssl_featurizers.citations import METHOD_CITATIONS
 from matssl_featurizers.weights import CARD_NAME, CHECKSUMS_NAME, CONFIG_NAME, WEIGHTS_NAME, save_encoder
 
-from . import card, distributed
+from . import card, distributed, training_state
 from .arguments import at_least, positive_float
 from .data import GraphDataset, build_graphs, graph_loader
 from .methods import ELEMENT_PROTOTYPES, METHODS
@@ -81,7 +82,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (under torchrun: cuda:LOCAL_RANK)")
     p.add_argument("--amp", action="store_true", help="mixed precision: bf16 autocast (meant for CUDA)")
     p.add_argument("--out", required=True, type=Path, help="output directory")
-    p.add_argument("--resume", action="store_true", help="continue from OUT/training/checkpoint.pt")
+    p.add_argument("--resume", action="store_true", help="continue from the state in OUT/training/ (state.json + safetensors)")
     p.add_argument("--export", choices=("best", "last"), default="best",
                    help="which epoch's encoder to write: the lowest validation pretext loss (default) or the last one, "
                         "for pretexts whose validation loss does not follow the quality of the features; "
@@ -252,12 +253,6 @@ def run_epoch(model, loader, device, optimizer=None, progress=True, desc="", wor
     return {key: value / max(count, 1) for key, value in totals.items()} or {"loss": math.nan}
 
 
-def _save_atomic(obj, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-
-
 def push_to_hub(out: Path, repo_id: str) -> None:
     from huggingface_hub import HfApi
 
@@ -311,9 +306,13 @@ def pretrain(args, world, argv) -> int:
     device = world.device
     out, training = args.out, args.out / "training"
     training.mkdir(parents=True, exist_ok=True)
-    checkpoint_path, metrics_path = training / "checkpoint.pt", training / "metrics.jsonl"
-    if checkpoint_path.exists() and not args.resume:
-        sys.exit(f"{checkpoint_path} exists: pass --resume to continue that run, or choose another --out")
+    metrics_path, pickled = training / "metrics.jsonl", training / training_state.PICKLED_NAME
+    if training_state.exists(training):
+        if not args.resume:
+            sys.exit(f"{training / training_state.STATE_NAME} exists: pass --resume to continue that run, or choose another --out")
+    elif pickled.exists():
+        sys.exit(f"{pickled} is a pickled checkpoint of an earlier version, and pickled checkpoints are no longer read: "
+                 "start the run again with another --out")
 
     if world.local_rank != 0:  # the first process of each machine builds the graph cache, the others read it
         distributed.barrier(world)
@@ -335,12 +334,12 @@ def pretrain(args, world, argv) -> int:
     model, evaluator = distributed.wrap(method, world), distributed.LossModule(method)
     optimizer = torch.optim.Adam(method.parameters(), lr=args.lr, weight_decay=args.weight_decay)
     history, start_epoch, best, step = [], 1, {"val_loss": math.inf, "epoch": 0, "encoder": None}, 0
-    if args.resume and checkpoint_path.exists():
-        state = torch.load(checkpoint_path, map_location=device, weights_only=True)
+    if args.resume and training_state.exists(training):
+        state = training_state.load(training)
         method.load_state_dict(state["method"])
         optimizer.load_state_dict(state["optimizer"])
-        history, best, step = state["history"], state["best"], state.get("step", 0)
-        commands = state.get("commands", []) + commands
+        history, best, step = state["history"], state["best"], state["step"]
+        commands = state["commands"] + commands
         start_epoch = state["epoch"] + 1
         log(f"resuming after epoch {state['epoch']} (optimizer step {step})")
 
@@ -386,7 +385,7 @@ def pretrain(args, world, argv) -> int:
             val = run_epoch(evaluator, _loader(val_set, args.batch_size, False, 0), device, None, progress,
                             f"epoch {epoch}/{args.epochs} validation", world, args.amp)
         except NonFiniteLoss as err:
-            sys.exit(f"stopping: {err}. The last good checkpoint (epoch {epoch - 1}) is kept in {checkpoint_path}; "
+            sys.exit(f"stopping: {err}. The state after epoch {epoch - 1}, the last good one, is kept in {training}; "
                      "try a lower --lr." if world.main else 1)
         seconds = time.perf_counter() - started
         val_loss = val["loss"]
@@ -404,8 +403,8 @@ def pretrain(args, world, argv) -> int:
         with open(metrics_path, "a") as handle:
             handle.write(json.dumps(record) + "\n")
         log(json.dumps(record))
-        _save_atomic({"method": method.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch, "step": step,
-                      "history": history, "best": best, "commands": commands}, checkpoint_path)
+        training_state.save(training, {"method": method.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch,
+                                       "step": step, "history": history, "best": best, "commands": commands})
         # export after every epoch, so that a run stopped early still leaves its weights
         export(args, method, chosen_epoch(args, method, best, history), history, data_info, options, commands)
     if world.main and history:

@@ -4,8 +4,13 @@ import numpy as np
 import pytest
 
 from matssl_featurizers import SSLStructureFeaturizer, weights
-from pretraining import run
+from pretraining import run, training_state
 from tests.conftest import STRUCTURES_FILE
+
+# the run folder in checkpoints/ behind each bundled model (models/index.json) and bundled atom-vector table
+# (models/atom_vectors.json: the crysatom vectors are read out of the encoder in checkpoints/crysatom, see their card)
+BUNDLED_RUNS = {"masked-denoising": "masked-denoising", "crystal-twins": "crystal-twins", "crystalclr": "crystalclr",
+                "cdssl": "cdssl", "crysatom": "crysatom"}
 
 
 def _train(out, cache, *extra):
@@ -17,6 +22,36 @@ def assert_same_tensors(actual: dict, expected: dict) -> None:
     """Every tensor of ``actual`` equals ``expected``'s of the same name (NaN rows of the element table included)."""
     for key in actual:
         assert np.array_equal(actual[key].numpy(), expected[key].numpy(), equal_nan=True), key
+
+
+def assert_same_state(actual: dict, expected: dict) -> None:
+    """Two training states (:func:`pretraining.training_state.load`) hold the same tensors and the same rest."""
+    assert actual["method"].keys() == expected["method"].keys()
+    assert_same_tensors(actual["method"], expected["method"])
+    assert actual["optimizer"]["state"].keys() == expected["optimizer"]["state"].keys()
+    for index, entries in actual["optimizer"]["state"].items():
+        assert entries.keys() == expected["optimizer"]["state"][index].keys()
+        assert_same_tensors(entries, expected["optimizer"]["state"][index])
+    assert actual["optimizer"]["param_groups"] == expected["optimizer"]["param_groups"]
+    assert actual["best"]["encoder"].keys() == expected["best"]["encoder"].keys()
+    assert_same_tensors(actual["best"]["encoder"], expected["best"]["encoder"])
+    for key in ("epoch", "step", "history", "commands"):
+        assert actual[key] == expected[key], key
+    assert (actual["best"]["epoch"], actual["best"]["val_loss"]) == (expected["best"]["epoch"], expected["best"]["val_loss"])
+
+
+@pytest.fixture
+def no_unpickling(monkeypatch):
+    """Fail on any attempt to unpickle (``torch.load`` or ``pickle``)."""
+    import pickle
+
+    import torch
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a pickle was unpickled")
+
+    for module, name in ((torch, "load"), (pickle, "load"), (pickle, "loads")):
+        monkeypatch.setattr(module, name, refuse)
 
 
 @pytest.fixture(scope="module")
@@ -43,8 +78,62 @@ def test_one_epoch_exports_weights_the_featurizer_loads(one_epoch, structures):
 
 
 def test_existing_run_needs_resume(one_epoch):
-    with pytest.raises(SystemExit, match="--resume"):
+    with pytest.raises(SystemExit, match="state.json exists: pass --resume"):
         _train(one_epoch, one_epoch.parent / "cache", "--epochs", "1")
+
+
+def test_the_training_state_round_trips_every_tensor_without_unpickling(one_epoch, tmp_path, no_unpickling):
+    from safetensors.torch import load_file
+
+    def tensor_file(directory):
+        return json.loads((directory / "state.json").read_text())["tensors"]["file"]
+
+    training = one_epoch / "training"
+    assert sorted(p.name for p in training.iterdir()) == ["metrics.jsonl", tensor_file(training), "state.json"]
+    state = training_state.load(training)
+    assert state["epoch"] == 1 and state["best"]["epoch"] == 1 and state["commands"][0].startswith("python -m pretraining.run")
+    assert all(entries["step"].item() == state["step"] for entries in state["optimizer"]["state"].values())
+    assert_same_tensors(load_file(one_epoch / "model.safetensors"), state["best"]["encoder"])
+    training_state.save(tmp_path, state)
+    assert_same_state(training_state.load(tmp_path), state)
+
+    first = tensor_file(tmp_path)
+    state["step"], state["optimizer"]["state"][0]["step"] = 5, state["optimizer"]["state"][0]["step"] + 1
+    training_state.save(tmp_path, state)  # new tensors: a new file, and the one the old state.json named is gone
+    assert sorted(p.name for p in tmp_path.iterdir()) == [tensor_file(tmp_path), "state.json"] and tensor_file(tmp_path) != first
+    assert training_state.load(tmp_path)["step"] == 5
+
+
+def test_a_pickled_checkpoint_of_an_earlier_version_is_refused_unread(tmp_path, no_unpickling):
+    out = tmp_path / "old"
+    (out / "training").mkdir(parents=True)
+    (out / "training" / "checkpoint.pt").write_bytes(b"a pickle")
+    for extra in ([], ["--resume"]):
+        with pytest.raises(SystemExit, match=r"checkpoint\.pt is a pickled checkpoint of an earlier version, and pickled "
+                                             "checkpoints are no longer read: start the run again with another --out"):
+            _train(out, tmp_path / "cache", "--epochs", "1", *extra)
+    assert not (tmp_path / "cache").exists(), "refused before reading data"
+
+
+def test_the_repository_holds_no_pickle_and_only_the_runs_behind_bundled_models():
+    import shutil
+    import subprocess
+    from pathlib import Path
+
+    from matssl_featurizers.atom_vectors import bundled_atom_vectors
+
+    root = Path(run.__file__).resolve().parents[1]
+    listed = subprocess.run(["git", "ls-files"], cwd=root, capture_output=True, text=True) if shutil.which("git") else None
+    if listed is not None and listed.returncode == 0:
+        files = listed.stdout.splitlines()
+    else:  # no git: the working tree's checkpoints/
+        files = [p.relative_to(root).as_posix() for p in (root / "checkpoints").rglob("*") if p.is_file()]
+    assert [f for f in files if f.endswith((".pt", ".pth", ".pkl"))] == []
+    assert set(BUNDLED_RUNS) == set(weights.bundled_index()) | set(bundled_atom_vectors())
+    runs = {f.split("/")[1] for f in files if f.startswith("checkpoints/") and f.count("/") > 1}
+    assert runs == set(BUNDLED_RUNS.values())
+    for name in runs:
+        assert training_state.exists(root / "checkpoints" / name / "training"), name
 
 
 @pytest.fixture
@@ -58,7 +147,7 @@ def single_thread():
     torch.set_num_threads(threads)
 
 
-def test_resume_ends_with_the_same_export_as_an_uninterrupted_run(tmp_path, one_epoch, single_thread):
+def test_resume_ends_with_the_same_export_as_an_uninterrupted_run(tmp_path, one_epoch, single_thread, no_unpickling):
     from safetensors.torch import load_file
 
     straight = tmp_path / "straight"
@@ -70,6 +159,14 @@ def test_resume_ends_with_the_same_export_as_an_uninterrupted_run(tmp_path, one_
     a, b = load_file(straight / "model.safetensors"), load_file(resumed / "model.safetensors")
     assert a.keys() == b.keys()
     assert_same_tensors(a, b)
+    # the same parameters, Adam moments, learning rates, losses and best epoch; only timings and commands differ
+    ends = [training_state.load(out / "training") for out in (straight, resumed)]
+    for state in ends:
+        state["history"] = [{k: v for k, v in r.items() if k not in ("seconds", "structures_per_second")} for r in state["history"]]
+        state["commands"] = len(state["commands"])
+    assert ends[1]["commands"] == 2
+    ends[1]["commands"] = 1
+    assert_same_state(*ends)
     assert len((resumed / "training" / "metrics.jsonl").read_text().splitlines()) == 2
     card = (resumed / "README.md").read_text()
     assert "--time-limit 1e-9`; then `" in card and "--epochs 2 --resume`" in card
@@ -81,13 +178,12 @@ def test_resume_ends_with_the_same_export_as_an_uninterrupted_run(tmp_path, one_
 def test_export_last_writes_the_last_epoch_and_a_finished_run_re_exports_either_choice(tmp_path, one_epoch):
     import shutil
 
-    import torch
     from safetensors.torch import load_file
 
     out = tmp_path / "ct"
     shutil.copytree(one_epoch, out)
     _train(out, one_epoch.parent / "cache", "--epochs", "2", "--resume", "--export", "last")
-    state = torch.load(out / "training" / "checkpoint.pt", weights_only=True)
+    state = training_state.load(out / "training")
     last = {k.removeprefix("encoder."): v for k, v in state["method"].items() if k.startswith("encoder.")}
 
     written = load_file(out / "model.safetensors")
@@ -119,7 +215,7 @@ def test_push_to_hub_uploads_the_exported_files(one_epoch, monkeypatch):
     assert calls[0] == ("create", "someone/crystal-twins", True)
     assert calls[1][1:3] == (str(one_epoch), "someone/crystal-twins")
     assert {"config.json", "model.safetensors", "README.md"} <= set(calls[1][3])
-    assert not any("checkpoint" in pattern for pattern in calls[1][3])
+    assert not any("state" in pattern for pattern in calls[1][3]), "the training state stays local"
 
 
 @pytest.mark.parametrize("method, options, n_features, extra_metric", [
@@ -190,9 +286,7 @@ def test_a_run_killed_mid_epoch_resumes_to_the_export_of_an_uninterrupted_run(tm
     assert_same_tensors(load_file(straight / "model.safetensors"), load_file(killed / "model.safetensors"))
 
 
-def test_a_non_finite_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, one_epoch, monkeypatch):
-    import torch
-
+def test_a_non_finite_loss_stops_the_run_and_keeps_the_last_good_state(tmp_path, one_epoch, monkeypatch):
     from pretraining.methods import CrystalTwins
 
     original, calls = CrystalTwins.loss, []
@@ -206,8 +300,7 @@ def test_a_non_finite_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_
     out = tmp_path / "nan"
     with pytest.raises(SystemExit, match=r"loss became nan.*epoch 1.*lower --lr"):
         _train(out, one_epoch.parent / "cache", "--epochs", "3")
-    state = torch.load(out / "training" / "checkpoint.pt", weights_only=True)
-    assert state["epoch"] == 1 and (out / "model.safetensors").exists()
+    assert training_state.load(out / "training")["epoch"] == 1 and (out / "model.safetensors").exists()
 
 
 def test_crysatom_vectors_as_fixed_inputs_of_a_pretraining_run(tmp_path, structures):
@@ -240,8 +333,7 @@ def test_learning_rate_warms_up_then_decays_to_zero_and_resumes_on_the_same_curv
     assert all(a >= b for a, b in zip(rates[9:], rates[10:])) and rates[-1] < 1e-6
     metrics = [json.loads(line) for line in (one_epoch / "training" / "metrics.jsonl").read_text().splitlines()]
     assert metrics[0]["lr"] == pytest.approx(run.learning_rate(3, 4, 2, 1e-3)), "the rate of the epoch's last step"
-    state = __import__("torch").load(one_epoch / "training" / "checkpoint.pt", weights_only=True)
-    assert state["step"] == 4  # 142 training structures in batches of 32, the last partial batch dropped
+    assert training_state.load(one_epoch / "training")["step"] == 4  # 142 training structures in batches of 32, the last partial batch dropped
 
 
 def test_excluded_and_repeated_ids_are_left_out_and_validation_batches_are_shuffled(tmp_path, rows):

@@ -11,7 +11,7 @@ import json
 import numpy as np
 import torch
 
-from pretraining import run
+from pretraining import run, training_state
 from pretraining.data import GraphDataset, build_graphs, graph_loader
 from pretraining.methods import METHODS
 
@@ -48,7 +48,7 @@ def mean_loss(method, store, indices, mode):
 def main():
     args = run.training_settings(run.parse_args(ARGV))
     method = METHODS[args.method](**run.method_kwargs(args))
-    state = torch.load("checkpoints/crystal-twins/training/checkpoint.pt", map_location="cpu", weights_only=True)
+    state = training_state.load("checkpoints/crystal-twins/training")
     method.load_state_dict(state["method"])
     store = build_graphs(args.data, progress=False)
     rows, _ = run.corpus_rows(store, args.exclude)
