@@ -22,7 +22,6 @@ about a minute on one CPU core.
 import argparse
 import math
 import os
-import tempfile
 import time
 from collections import Counter
 from pathlib import Path
@@ -40,9 +39,8 @@ from matminer.featurizers.composition import ElementProperty  # noqa: E402
 from pymatgen.core import Composition, Element  # noqa: E402
 from sklearn.preprocessing import StandardScaler  # noqa: E402
 
-from matssl_featurizers import SSLStructureFeaturizer, list_models  # noqa: E402
+from matssl_featurizers import PretrainedEncoder, SSLStructureFeaturizer, list_models  # noqa: E402
 from pretraining.data import iter_records, payload_to_structure  # noqa: E402
-from pretraining.evaluate import encoder_weights  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -141,10 +139,11 @@ def main():
         names[model] = f"{model} ({ARCHITECTURES.get(architecture, architecture)})"
         featurizer = SSLStructureFeaturizer(model=model)
         features[model] = np.array(featurizer.featurize_many(structures, ignore_errors=True), dtype=float)
-    with tempfile.TemporaryDirectory() as scratch:  # the control: the default model's CGCNN with random weights (seed 0)
-        control = SSLStructureFeaturizer(weights=encoder_weights(models.index[models["default"]][0], {}, Path(scratch), 0))
-        names["random-cgcnn"] = "random weights (CGCNN, seed 0)"
-        features["random-cgcnn"] = np.array(control.featurize_many(structures, ignore_errors=True), dtype=float)
+    # the control: the default model's CGCNN with random weights (seed 0)
+    random_weights = PretrainedEncoder.from_pretrained(models.index[models["default"]][0]).random_like(0)
+    control = SSLStructureFeaturizer(weights=random_weights, label_prefix="random-cgcnn")
+    names["random-cgcnn"] = "random weights (CGCNN, seed 0)"
+    features["random-cgcnn"] = np.array(control.featurize_many(structures, ignore_errors=True), dtype=float)
     magpie = ElementProperty.from_preset("magpie", impute_nan=True)
     magpie.set_n_jobs(1)
     names["magpie"] = "Magpie (composition only)"

@@ -16,7 +16,8 @@ import os
 from importlib import resources
 from pathlib import Path
 
-from .bundled import bundled_atom_vectors, bundled_root, check_bundled_file
+from . import bundled
+from .bundled import check_bundled_file
 
 ATOM_VECTORS_NAME = "atom_vectors.csv"
 DEFAULT_ATOM_VECTORS = "crysatom"
@@ -25,17 +26,17 @@ CGCNN92 = "cgcnn92"
 
 def atom_vectors_path(source: str | os.PathLike = DEFAULT_ATOM_VECTORS) -> Path:
     """The CSV file of ``source`` (a bundled name, a CSV path or a directory holding ``atom_vectors.csv``)."""
-    bundled = bundled_atom_vectors()
-    if isinstance(source, str) and source in bundled:
-        entry = bundled[source]
-        path = bundled_root() / entry["file"]
+    index = bundled.bundled_atom_vectors()
+    if isinstance(source, str) and source in index:
+        entry = index[source]
+        path = bundled.bundled_root() / entry["file"]
         check_bundled_file(path, entry["sha256"], f"bundled atom vectors {source!r}")
         return path
     path = Path(source)
     if path.is_dir():
         path = path / ATOM_VECTORS_NAME
     if not path.is_file():
-        raise OSError(f"atom vectors {str(source)!r} are neither bundled ({', '.join(sorted(bundled))}), "
+        raise OSError(f"atom vectors {str(source)!r} are neither bundled ({', '.join(sorted(index))}), "
                       f"a CSV file, nor a directory holding {ATOM_VECTORS_NAME}")
     return path
 
@@ -57,13 +58,15 @@ def load_atom_vectors(source: str | os.PathLike = DEFAULT_ATOM_VECTORS):
     """The vectors of ``source`` as a ``pandas.DataFrame`` indexed by element symbol (float64), in
     atomic-number order. Elements without a vector are not in the index.
 
-    ``source``: a bundled name (``"crysatom"``), ``"cgcnn92"`` (CGCNN's input features), a CSV file
-    or a directory holding ``atom_vectors.csv``.
+    ``source``: a bundled name (``"crysatom"``), ``"cgcnn92"`` (CGCNN's input features), a CSV file,
+    a directory holding ``atom_vectors.csv``, or such a table as a ``DataFrame`` already (checked the same way).
     """
     import pandas as pd
     from pymatgen.core import Element
 
-    if source == CGCNN92:
+    if isinstance(source, pd.DataFrame):
+        table, source = source.astype("float64"), "(a DataFrame)"
+    elif source == CGCNN92:
         table = cgcnn92_table()
     else:
         table = pd.read_csv(atom_vectors_path(source), index_col="element").astype("float64")

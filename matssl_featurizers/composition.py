@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 from .atom_vectors import CGCNN92, DEFAULT_ATOM_VECTORS, load_atom_vectors
 from .base import InProcessFeaturizer
 from .citations import CGCNN_CITATION, CRYSATOM_CITATION
-from .params import path_or_name
 
 STATS = ("mean", "std_dev", "minimum", "maximum", "range")
+
+
+def _table_source(name, value) -> None:
+    import pandas as pd
+
+    if not isinstance(value, (str, os.PathLike, pd.DataFrame)):
+        raise ValueError(f"{name} must be a table name, a CSV path or a DataFrame, got {type(value).__name__}")
 
 
 def _stats(name, value) -> None:
@@ -54,14 +62,15 @@ class AtomVectorFeaturizer(InProcessFeaturizer):
     Args:
         vectors: the per-element table: ``"cgcnn92"`` (the 92-dim input features of CGCNN, which the
             CGCNN encoders read; its statistics are what a CGCNN encoder must beat), a bundled table name
-            (``"crysatom"``), a CSV file or a directory written by ``python -m pretraining.atom_vectors``.
+            (``"crysatom"``), a CSV file or a directory written by ``python -m pretraining.atom_vectors``, or a
+            ``DataFrame`` indexed by element symbol.
         stats: statistics to compute, from ``"mean"``, ``"std_dev"``, ``"minimum"``, ``"maximum"``, ``"range"``.
 
     An element without a vector raises ``ValueError`` naming it (NaNs with ``ignore_errors=True``).
     The table loads lazily on first use and is not pickled; featurization runs in this process (numpy only).
     """
 
-    _parameter_checks = {"vectors": path_or_name, "stats": _stats}
+    _parameter_checks = {"vectors": _table_source, "stats": _stats}
 
     def __init__(self, vectors: str = CGCNN92, stats: tuple = STATS):
         self.vectors = vectors
@@ -76,10 +85,11 @@ class AtomVectorFeaturizer(InProcessFeaturizer):
 
     @property
     def _label(self) -> str:
-        return {DEFAULT_ATOM_VECTORS: "CrysAtom", CGCNN92: "CGCNN92"}.get(str(self.vectors), "AtomVectors")
+        names = {DEFAULT_ATOM_VECTORS: "CrysAtom", CGCNN92: "CGCNN92"}
+        return names.get(self.vectors, "AtomVectors") if isinstance(self.vectors, str) else "AtomVectors"
 
     def citations(self):
-        return [CGCNN_CITATION] if self.vectors == CGCNN92 else [CRYSATOM_CITATION]
+        return [CGCNN_CITATION] if isinstance(self.vectors, str) and self.vectors == CGCNN92 else [CRYSATOM_CITATION]
 
     def _table(self):
         """``(table, row of each symbol, matrix)`` of ``vectors``, loaded on first use."""
@@ -88,7 +98,8 @@ class AtomVectorFeaturizer(InProcessFeaturizer):
             table = load_atom_vectors(self.vectors)
             return table, {symbol: i for i, symbol in enumerate(table.index)}, table.to_numpy()
 
-        return self._cached("table", (str(self.vectors), tuple(self.stats)), load)
+        key = str(self.vectors) if isinstance(self.vectors, (str, os.PathLike)) else id(self.vectors)
+        return self._cached("table", (key, tuple(self.stats)), load)
 
     def featurize(self, composition):
         """Feature vector (list of floats) of one ``Composition`` or ``Structure``."""

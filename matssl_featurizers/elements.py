@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from .atom_vectors import CGCNN92, bundled_atom_vectors, load_atom_vectors
+from .atom_vectors import CGCNN92, load_atom_vectors
+from . import bundled
 
 N_ELEMENTS = 118
 MASK_TOKEN = 0  # atomic number used for masked atoms
@@ -20,8 +21,8 @@ def element_table(name: str) -> torch.Tensor:
     """
     from pymatgen.core import Element
 
-    if name != CGCNN92 and name not in bundled_atom_vectors():
-        raise ValueError(f"unknown element table {name!r}; known: 'cgcnn92', {', '.join(map(repr, bundled_atom_vectors()))}")
+    if name != CGCNN92 and name not in bundled.bundled_atom_vectors():
+        raise ValueError(f"unknown element table {name!r}; known: 'cgcnn92', {', '.join(map(repr, bundled.bundled_atom_vectors()))}")
     table = load_atom_vectors(name)
     out = torch.full((N_ELEMENTS + 1, table.shape[1]), float("nan"))
     out[MASK_TOKEN] = 0.0

@@ -87,8 +87,8 @@ class PretrainedEncoder(nn.Module, ModelHubMixin, library_name="matssl-featurize
     # -- what the vector is ----------------------------------------------------------------
     @property
     def config(self) -> dict:
-        """The constructor arguments (what ``config.json`` holds)."""
-        return dict(self._hub_mixin_config)
+        """The constructor arguments as ``config.json`` holds them (JSON values: lists, not tuples)."""
+        return json.loads(json.dumps(self._hub_mixin_config))
 
     @property
     def out_features(self) -> int:

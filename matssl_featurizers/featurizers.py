@@ -38,8 +38,8 @@ class SSLStructureFeaturizer(GraphFeaturizer):
     bundled model) and the encoder's readout is the feature vector; each label says what its column is (layer,
     statistic and channel, neighbour-distance bin in Å, or principal component). The model loads lazily on first
     use and is not pickled, so the featurizer clones, pickles and runs inside scikit-learn pipelines; a pickled
-    featurizer remembers the fingerprint of the weights it first loaded (``weights_sha256_``) and refuses other
-    weights after unpickling.
+    featurizer remembers the fingerprint of the weights it first loaded (``weights_sha256_``, of the source
+    ``weights_source_``) and refuses other weights from that source after unpickling.
 
     Args:
         model: name of a bundled model (``list_models()``), used when ``weights`` is None. A name that is not
@@ -97,8 +97,10 @@ class SSLStructureFeaturizer(GraphFeaturizer):
             encoder = copy.deepcopy(source).to(self.device).eval()
         else:
             encoder = PretrainedEncoder.from_pretrained(source, device=self.device)
-        pinned = self.__dict__.get("weights_sha256_")
-        if pinned is not None and pinned not in encoder.fingerprints():
+        pinned, label = self.__dict__.get("weights_sha256_"), self._source_label(source)
+        # the pin guards a source against changed files; set_params to another source starts a new pin
+        same_source = self.__dict__.get("weights_source_", label) == label
+        if pinned is not None and same_source and pinned not in encoder.fingerprints():
             raise OSError(
                 f"the weights of {str(source)!r} changed since this featurizer first used them (fingerprint "
                 f"{pinned[:12]}... then, {encoder.fingerprint()[:12]}... now): features, and predictions built on them, "
@@ -107,8 +109,12 @@ class SSLStructureFeaturizer(GraphFeaturizer):
             raise ValueError(f"n_components={self.n_components}: the weights of {str(source)!r} keep "
                              f"{encoder.n_components} principal components"
                              + (" (use n_components=None)" if not encoder.n_components else ""))
-        self.weights_sha256_ = encoder.fingerprint()
+        self.weights_sha256_, self.weights_source_ = encoder.fingerprint(), label
         return encoder
+
+    @staticmethod
+    def _source_label(source) -> str:
+        return str(source) if isinstance(source, (str, os.PathLike)) else "a PretrainedEncoder object"
 
     def _prepare(self) -> None:
         self.encoder()

@@ -85,10 +85,10 @@ class HybridStructureFeaturizer(InProcessFeaturizer):
     def _parts(self) -> tuple:
         """The blocks (composition, structure, then anisotropy and magpie where asked for), built on first use and
         after a parameter changed; the structure block's model is loaded and its fingerprint kept as this
-        featurizer's ``weights_sha256_`` (pickled, so that an unpickled featurizer refuses other weights)."""
+        featurizer's ``weights_sha256_`` and ``weights_source_`` (pickled, so that an unpickled featurizer refuses other weights)."""
         params = self.get_params()
         parts = self._cached("parts", tuple(sorted(params.items(), key=lambda item: item[0])), self._build_parts)
-        self.weights_sha256_ = parts[1].weights_sha256_
+        self.weights_sha256_, self.weights_source_ = parts[1].weights_sha256_, parts[1].weights_source_
         return parts
 
     def _build_parts(self) -> tuple:
@@ -98,8 +98,9 @@ class HybridStructureFeaturizer(InProcessFeaturizer):
         structure = SSLStructureFeaturizer(model=self.model, weights=self.weights, batch_size=self.batch_size,
                                            device=self.device, n_workers=self.n_workers, n_threads=self.n_threads,
                                            n_components=self.n_components, label_prefix=self.label_prefix)
-        if "weights_sha256_" in self.__dict__:
-            structure.weights_sha256_ = self.weights_sha256_
+        for pin in ("weights_sha256_", "weights_source_"):
+            if pin in self.__dict__:
+                setattr(structure, pin, self.__dict__[pin])
         structure.encoder()
         parts = (AtomVectorFeaturizer(vectors=self.composition), structure)
         if self.anisotropy:

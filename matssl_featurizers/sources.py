@@ -20,7 +20,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from .bundled import bundled_models, bundled_root, check_bundled_file, sha256
+from . import bundled
+from .bundled import check_bundled_file, sha256
 
 CONFIG_NAME = "config.json"
 METADATA_NAME = "metadata.json"
@@ -44,7 +45,7 @@ class Source:
 
 def bundled_names() -> list[str]:
     """Names of the bundled models, sorted."""
-    return sorted(bundled_models())
+    return sorted(bundled.bundled_models())
 
 
 def unknown_model_message(name) -> str:
@@ -120,12 +121,12 @@ def write_checksums(directory: Path) -> None:
 def resolve(source: str | os.PathLike | None = None) -> Source:
     """The verified local folder of ``source`` (``None``: the default bundled model)."""
     source = DEFAULT_MODEL if source is None else source
-    bundled = bundled_models()
+    index = bundled.bundled_models()
     if isinstance(source, str) and source.startswith(HUB_PREFIX):
         directory = download_from_hub(source)
-    elif isinstance(source, str) and source in bundled:
-        entry = bundled[source]
-        directory = bundled_root() / entry["directory"]
+    elif isinstance(source, str) and source in index:
+        entry = index[source]
+        directory = bundled.bundled_root() / entry["directory"]
         for name, expected in entry["sha256"].items():
             check_bundled_file(directory / name, expected, f"bundled model {source!r}")
         return Source(source, directory, source)

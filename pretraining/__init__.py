@@ -1,5 +1,7 @@
-"""Self-supervised pretraining of the crystal encoders shipped by :mod:`matssl_featurizers`.
+"""Self-supervised pretraining of the crystal encoders shipped by :mod:`matssl_featurizers` (the training layer).
 
-Entry points: ``python -m pretraining.run`` (train and export weights) and
-``python -m pretraining.evaluate`` (random forest on frozen features).
+``python -m pretraining.run`` trains an encoder on your structures and exports a weights folder;
+``python -m pretraining.bundle`` ships one inside the package; ``python -m pretraining.atom_vectors`` writes CrysAtom
+atom vectors from a trained encoder. The evaluation commands that produced the published numbers are in
+:mod:`pretraining.evaluation`, a layer above this one: nothing here imports them.
 """

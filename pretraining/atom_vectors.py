@@ -27,12 +27,14 @@ from tqdm.auto import tqdm
 
 from matssl_featurizers.atom_vectors import ATOM_VECTORS_NAME, save_atom_vectors
 from matssl_featurizers.citations import CRYSATOM_CITATION
-from matssl_featurizers.encoders import N_ELEMENTS
-from matssl_featurizers.weights import CARD_NAME, load_encoder
+from matssl_featurizers.elements import N_ELEMENTS
+from matssl_featurizers.encoders import CGCNNEncoder, PretrainedEncoder
+from matssl_featurizers.sources import CARD_NAME
 
 from . import card
 from .arguments import at_least
-from .data import GraphDataset, build_graphs, graph_loader
+from .data import GraphDataset, build_graphs, corpus_rows, graph_loader
+from .periodic_groups import same_group_share
 
 
 WEIGHTINGS = {
@@ -109,14 +111,11 @@ def extract(weights, data, batch_size: int = 256, device: str = "cpu", cache_dir
     last layer or of every layer (``layers``, :data:`LAYERS`).
     ``attrs["layer_shares"]``: the same-group nearest-neighbour share of the averages after each layer,
     input embedding first."""
-    from .periodic_groups import same_group_share
-    from .run import corpus_rows
-
     if layers not in LAYERS:
         raise ValueError(f"layers must be one of {', '.join(LAYERS)}, not {layers!r}")
-    encoder = load_encoder(weights, device=device)
-    if encoder.config.get("architecture") != "cgcnn":
-        raise ValueError(f"{weights}: atom vectors come from a CGCNN encoder, not {encoder.config.get('architecture')!r}")
+    encoder = PretrainedEncoder.from_pretrained(weights, device=device)
+    if not isinstance(encoder, CGCNNEncoder):
+        raise ValueError(f"{weights}: atom vectors come from a CGCNN encoder, not {encoder.architecture!r}")
     store = build_graphs(data, cache_dir=cache_dir, workers=workers, progress=progress)
     rows, _ = corpus_rows(store, exclude)
     loader = graph_loader(GraphDataset(store, rows), batch_size)
@@ -145,8 +144,6 @@ def coverage(table: pd.DataFrame, up_to: int = 100) -> str:
 
 def render_card(table: pd.DataFrame, command: str, weights: Path) -> str:
     """The card of an atom-vector table: training of its encoder (from that encoder's card), extraction, coverage."""
-    from .periodic_groups import same_group_share
-
     encoder_card = (Path(weights) / CARD_NAME).read_text() if (Path(weights) / CARD_NAME).is_file() else ""
     _, _, training = encoder_card.partition("## Training data")
     training, _, _ = training.partition(card.EVALUATION_HEADING)
@@ -194,10 +191,10 @@ Method: {CRYSATOM_CITATION}
 ## Coverage
 {coverage(table)}
 - periodic table: for {share:.0%} of the {count} main-group elements the nearest vector (raw cosine) belongs to an
-  element of the same group (`python -m pretraining.periodic_groups`).{by_layer}
+  element of the same group (`python -m pretraining.evaluation.periodic_groups`).{by_layer}
 
 {card.EVALUATION_HEADING}
-Not evaluated yet. Run `python -m pretraining.evaluate_composition ... --card DIR` to put a random-forest
+Not evaluated yet. Run `python -m pretraining.evaluation.evaluate_composition ... --card DIR` to put a random-forest
 comparison against other element vectors here.
 """
 

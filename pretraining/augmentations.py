@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from matssl_featurizers.encoders import MASK_TOKEN
+from matssl_featurizers.elements import MASK_TOKEN
 from matssl_featurizers.graphs import collate_arrays, edge_lengths
 
 

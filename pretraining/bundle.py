@@ -8,51 +8,51 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import shutil
 import sys
 from pathlib import Path
 
-from matssl_featurizers import atom_vectors, weights
-
-FILES = (weights.CONFIG_NAME, weights.WEIGHTS_NAME, weights.CARD_NAME)
+from matssl_featurizers import atom_vectors, bundled
+from matssl_featurizers.encoders import PretrainedEncoder
+from matssl_featurizers.sources import CARD_NAME, CHECKSUMS_NAME, CONFIG_NAME, METADATA_NAME, WEIGHTS_NAME
 
 
 def _record(index_name: str, name: str, entry: dict) -> None:
-    index_path = weights.bundled_root() / index_name
+    index_path = bundled.bundled_root() / index_name
     index = json.loads(index_path.read_text())
     index[name] = entry
     index_path.write_text(json.dumps(index, indent=2, sort_keys=True) + "\n")
 
 
 def bundle(source: Path, name: str, method: str, trained_on: str) -> Path:
-    weights.load_encoder(source)  # refuse anything the loader would refuse
-    target = weights.bundled_root() / name
-    target.mkdir(parents=True, exist_ok=True)
-    for file in FILES:
-        shutil.copyfile(source / file, target / file)
-    config = json.loads((target / weights.CONFIG_NAME).read_text())
-    if config.get("method") != method:  # a config older than format 2, or exported without its method
-        config.update(method=method, max_neighbors=config.get("max_neighbors", 12), format_version=weights.FORMAT_VERSION)
-        (target / weights.CONFIG_NAME).write_text(json.dumps(config, indent=2) + "\n")
+    """Copy the model folder ``source`` into the package as ``name`` (in the current file format, with ``method`` and
+    ``trained_on`` in its metadata) and record the sha256 of its files in ``models/index.json``."""
+    encoder = PretrainedEncoder.from_pretrained(source)  # refuses anything the loader would refuse
+    encoder.info = dataclasses.replace(encoder.info, method=method,
+                                       provenance={**encoder.info.provenance, "trained_on": trained_on})
+    target = bundled.bundled_root() / name
+    encoder.save_pretrained(target)
+    (target / CHECKSUMS_NAME).unlink()  # models/index.json holds the sha256 of a bundled model
     _record("index.json", name, {
         "directory": name,
         "method": method,
         "trained_on": trained_on,
-        "sha256": {file: weights.sha256(target / file) for file in (weights.CONFIG_NAME, weights.WEIGHTS_NAME)},
+        "sha256": {file: bundled.sha256(target / file) for file in (CONFIG_NAME, METADATA_NAME, WEIGHTS_NAME)},
     })
     return target
 
 
 def bundle_atom_vectors(source: Path, name: str, trained_on: str) -> Path:
     atom_vectors.load_atom_vectors(source)  # refuse anything the loader would refuse
-    target = weights.bundled_root() / name
+    target = bundled.bundled_root() / name
     target.mkdir(parents=True, exist_ok=True)
-    for file in (atom_vectors.ATOM_VECTORS_NAME, weights.CARD_NAME):
+    for file in (atom_vectors.ATOM_VECTORS_NAME, CARD_NAME):
         shutil.copyfile(Path(source) / file, target / file)
     file = f"{name}/{atom_vectors.ATOM_VECTORS_NAME}"
     _record("atom_vectors.json", name, {"file": file, "trained_on": trained_on,
-                                        "sha256": weights.sha256(weights.bundled_root() / file)})
+                                        "sha256": bundled.sha256(bundled.bundled_root() / file)})
     return target
 
 

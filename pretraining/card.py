@@ -1,7 +1,7 @@
 """Model cards (the ``README.md`` of an exported model directory), in the usual Hugging Face form.
 
 A card is YAML front matter and ``## `` sections. :func:`render` writes the sections a pretraining run
-knows; ``pretraining.readout_pca`` and ``pretraining.evaluate --card`` fill in "Principal components" and
+knows; ``pretraining.evaluation.readout_pca`` and ``pretraining.evaluation.evaluate --card`` fill in "Principal components" and
 "Evaluation" with :func:`set_section` / :func:`set_evaluation`. Paths in commands are written relative to
 the working directory (never as absolute machine paths).
 """
@@ -19,7 +19,7 @@ from .methods import ELEMENT_PROTOTYPES
 
 EVALUATION_HEADING = "## Evaluation"
 EVALUATION_PLACEHOLDER = (
-    "Not evaluated yet. Run `python -m pretraining.evaluate ... --card DIR` to put a random-forest "
+    "Not evaluated yet. Run `python -m pretraining.evaluation.evaluate ... --card DIR` to put a random-forest "
     "comparison against random weights of the same architecture here."
 )
 WEIGHTS_LICENSE = "cc-by-4.0"
@@ -128,30 +128,29 @@ def loss_table(history: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def vector_sentence(config: dict) -> str:
-    """The card's one-line description of the structure vector an encoder config produces."""
-    from matssl_featurizers.weights import feature_length
-
-    return (f"It turns a pymatgen `Structure` into a {feature_length(config)}-dim vector\n"
-            f"(`{config['architecture']}` encoder, readout `{config.get('readout')}`).")
+def vector_sentence(encoder) -> str:
+    """The card's one-line description of the structure vector of ``encoder`` (a ``PretrainedEncoder``)."""
+    return (f"It turns a pymatgen `Structure` into a {encoder.out_features}-dim vector\n"
+            f"(`{encoder.architecture}` encoder, readout `{encoder.config['readout']}`).")
 
 
 def architecture_line(config: dict) -> str:
     return f"Architecture (`config.json`): `{json.dumps(config, sort_keys=True)}`"
 
 
-def describe_encoder(card_path: Path, config: dict) -> None:
-    """Rewrite a card's vector description and architecture line for ``config`` (after the exported
+def describe_encoder(card_path: Path, encoder) -> None:
+    """Rewrite a card's vector description and architecture line for ``encoder`` (after the exported
     encoder changed, e.g. its readout or principal components)."""
     text = Path(card_path).read_text()
     text = re.sub(r"It turns a pymatgen `Structure` into a \d+-dim vector\n\(.*?\)\.",
-                  lambda _: vector_sentence(config), text, count=1, flags=re.S)
-    text = re.sub(r"^Architecture \(`config.json`\): `.*`$", lambda _: architecture_line(config), text, count=1, flags=re.M)
+                  lambda _: vector_sentence(encoder), text, count=1, flags=re.S)
+    text = re.sub(r"^Architecture \(`config.json`\): `.*`$", lambda _: architecture_line(encoder.config), text, count=1,
+                  flags=re.M)
     Path(card_path).write_text(text)
 
 
 def render(*, name: str, method: str, citation: str, commands: list[str], data: dict, options: dict, history: list[dict],
-           exported_epoch: int, config: dict, evaluation: str = EVALUATION_PLACEHOLDER, export: str = "best") -> str:
+           exported_epoch: int, encoder, evaluation: str = EVALUATION_PLACEHOLDER, export: str = "best") -> str:
     """The model card of a pretraining run whose encoder of ``exported_epoch`` was written (``export``: ``--export``)."""
     first, last = history[0], history[-1]
     exported = next(h for h in history if h["epoch"] == exported_epoch)
@@ -169,7 +168,7 @@ tags: [materials-science, crystal-graph, self-supervised, matminer, {method}]
 # {name}
 
 A crystal encoder pretrained without labels with **{method}**, exported by `python -m pretraining.run` of
-matssl-featurizers. {vector_sentence(config)}
+matssl-featurizers. {vector_sentence(encoder)}
 
 ## How to use
 ```python
@@ -193,7 +192,7 @@ df = featurizer.featurize_dataframe(df, "structure")
 
 {loss_table(history)}
 
-{architecture_line(config)}
+{architecture_line(encoder.config)}
 
 {EVALUATION_HEADING}
 {evaluation.strip()}

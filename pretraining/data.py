@@ -26,8 +26,9 @@ import torch
 from tqdm.auto import tqdm
 
 from matssl_featurizers.graphs import CUTOFF, MAX_NEIGHBORS, collate_arrays, neighbor_arrays
-from matssl_featurizers.weights import sha256
+from matssl_featurizers.bundled import sha256
 
+VALIDATION_FRACTION = 0.05  # of the pretraining corpus, for the validation loss
 CACHE_VERSION = 2  # 2: equidistant neighbours at the twelfth place chosen by site index (neighbors.graph_arrays)
 STRUCTURE_FILE_PATTERNS = ("*.cif", "*.vasp", "POSCAR*", "CONTCAR*")
 
@@ -282,3 +283,31 @@ def build_graphs(paths, cache_dir=None, workers: int = 1, strict: bool = False,
     cache_dir.mkdir(parents=True, exist_ok=True)
     store.save(cache)
     return store
+
+
+def corpus_rows(store, exclude_files, limit=None) -> tuple[np.ndarray, dict]:
+    """Positions in ``store`` to pretrain on: the first occurrence of each id, without the ids listed in
+    ``exclude_files``, at most ``limit``; and the counts of what was left out."""
+    excluded = set()
+    for path in exclude_files:
+        excluded.update(line.strip() for line in Path(path).read_text().splitlines() if line.strip())
+    seen, keep, duplicates, dropped = set(), [], 0, 0
+    for i, rid in enumerate(store.ids):
+        if rid in seen:
+            duplicates += 1
+        elif rid in excluded:
+            dropped += 1
+        else:
+            keep.append(i)
+        seen.add(rid)
+    keep = np.asarray(keep[:limit] if limit is not None else keep, dtype=np.int64)
+    return keep, {"n_duplicate_ids": duplicates, "n_excluded": dropped}
+
+
+def split_indices(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """A seeded 95 / 5 train / validation split, with at least two validation structures (the losses
+    need a batch of two) when n > 3. The validation rows stay shuffled, so that each validation batch
+    mixes the data files like a training batch (the batch-normalised losses depend on the mix)."""
+    order = np.random.default_rng(seed).permutation(n)
+    n_val = max(2, int(round(VALIDATION_FRACTION * n))) if n > 3 else 0
+    return np.sort(order[n_val:]), order[:n_val]

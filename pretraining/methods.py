@@ -9,7 +9,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from matssl_featurizers.encoders import MASK_TOKEN, N_ELEMENTS, POOLS, build_encoder, element_table, mean_pool, pool_rows
+from matssl_featurizers.elements import MASK_TOKEN, N_ELEMENTS, element_table
+from matssl_featurizers.encoders import PretrainedEncoder
+from matssl_featurizers.readouts import POOLS, mean_pool, pool_rows
 from matssl_featurizers.graphs import MAX_NEIGHBORS, edge_lengths, edge_vectors
 
 from . import augmentations as aug
@@ -60,8 +62,8 @@ class CrystalTwins(nn.Module):
                  perturb_distance: float = 0.05, atom_mask_ratio: float = 0.1, edge_mask_ratio: float = 0.1,
                  atom_input: str = "cgcnn92", readout: str = "layers", atom_fea_len: int = 64):
         super().__init__()
-        self.encoder = build_encoder(encoder_config or cgcnn_config(CRYSTAL_TWINS_ENCODER, atom_input, readout, atom_fea_len))
-        self.projector = projector(self.encoder.out_dim, projection_dim, projection_dim)
+        self.encoder = PretrainedEncoder.from_config(encoder_config or cgcnn_config(CRYSTAL_TWINS_ENCODER, atom_input, readout, atom_fea_len))
+        self.projector = projector(self.encoder.out_features, projection_dim, projection_dim)
         self.lambd, self.perturb_distance = lambd, perturb_distance
         self.atom_mask_ratio, self.edge_mask_ratio = atom_mask_ratio, edge_mask_ratio
 
@@ -108,8 +110,8 @@ class CrystalCLR(nn.Module):
         super().__init__()
         if loss not in CLR_LOSSES:
             raise ValueError(f"unknown CrystalCLR loss {loss!r}; choose from {CLR_LOSSES}")
-        self.encoder = build_encoder(encoder_config or cgcnn_config(CRYSTALCLR_ENCODER, atom_input, readout, atom_fea_len))
-        self.projector = projector(self.encoder.out_dim, projection_dim, projection_dim)
+        self.encoder = PretrainedEncoder.from_config(encoder_config or cgcnn_config(CRYSTALCLR_ENCODER, atom_input, readout, atom_fea_len))
+        self.projector = projector(self.encoder.out_features, projection_dim, projection_dim)
         self.loss_name, self.temperature, self.p_augment = loss, temperature, p_augment
         self.perturb_fraction, self.max_strain, self.supercell = perturb_fraction, max_strain, supercell
         known = ~torch.isnan(self.encoder.element_table).any(1) if hasattr(self.encoder, "element_table") else None
@@ -172,10 +174,10 @@ class CDSSL(nn.Module):
     def __init__(self, encoder_config: dict | None = None, noise_std: float = 0.1, graph_weight: float = 1.0,
                  readout: str = "set2set"):
         super().__init__()
-        self.encoder = build_encoder(encoder_config or {**CDSSL_ENCODER, "readout": readout})
+        self.encoder = PretrainedEncoder.from_config(encoder_config or {**CDSSL_ENCODER, "readout": readout})
         self.noise_std, self.graph_weight = noise_std, graph_weight
         self.head = nn.Linear(self.encoder.config["width"], self.encoder.distance.num_features)
-        self.graph_head = nn.Linear(self.encoder.out_dim, self.encoder.distance.num_features)
+        self.graph_head = nn.Linear(self.encoder.out_features, self.encoder.distance.num_features)
 
     def loss(self, batch):
         with torch.no_grad():
@@ -185,7 +187,7 @@ class CDSSL(nn.Module):
         noisy = aug.displace(batch, noise)
         stages = self.encoder.stages(noisy)
         edges = torch.nn.functional.mse_loss(self.head(stages[-1][1]), target)
-        graph = torch.nn.functional.mse_loss(self.graph_head(self.encoder.readout(noisy, stages)), graph_target)
+        graph = torch.nn.functional.mse_loss(self.graph_head(self.encoder.structure_vector(noisy, stages)), graph_target)
         loss = edges + self.graph_weight * graph
         return loss, {"loss": float(loss.detach()), "edges": float(edges.detach()), "graph": float(graph.detach())}
 
@@ -260,7 +262,7 @@ class CrysAtom(nn.Module):
                  atom_input: str = "cgcnn92", element_weight: float = 0.0, element_temperature: float = 0.1,
                  element_prototypes: str = "learned"):
         super().__init__()
-        self.encoder = build_encoder(encoder_config or {**CRYSATOM_ENCODER, "atom_fea_len": atom_dim, "atom_input": atom_input})
+        self.encoder = PretrainedEncoder.from_config(encoder_config or {**CRYSATOM_ENCODER, "atom_fea_len": atom_dim, "atom_input": atom_input})
         width = self.encoder.config["atom_fea_len"]
         self.register_buffer("feature_targets", element_table("cgcnn92"), persistent=False)
         self.feature_decoder = nn.Linear(width, self.feature_targets.shape[1])
@@ -355,11 +357,11 @@ class MaskedDenoising(nn.Module):
                  strain_weight: float = 1.0, composition_weight: float = 0.0, atom_input: str = "cgcnn92",
                  readout: str = "layers", atom_fea_len: int = 64):
         super().__init__()
-        self.encoder = build_encoder(encoder_config or cgcnn_config(CRYSTAL_TWINS_ENCODER, atom_input, readout, atom_fea_len))
+        self.encoder = PretrainedEncoder.from_config(encoder_config or cgcnn_config(CRYSTAL_TWINS_ENCODER, atom_input, readout, atom_fea_len))
         width, edge_width = self.encoder.config["atom_fea_len"], self.encoder.distance.num_features
         self.element_head = nn.Sequential(nn.Linear(width, width), nn.Softplus(), nn.Linear(width, N_ELEMENTS + 1))
         self.noise_head = nn.Sequential(nn.Linear(2 * width + edge_width, width), nn.Softplus(), nn.Linear(width, 1))
-        self.strain_head = nn.Sequential(nn.Linear(self.encoder.out_dim, width), nn.Softplus(), nn.Linear(width, 1))
+        self.strain_head = nn.Sequential(nn.Linear(self.encoder.out_features, width), nn.Softplus(), nn.Linear(width, 1))
         if composition_weight:
             self.register_buffer("composition_table", element_table("cgcnn92"))
             n_features = self.composition_table.shape[1]
@@ -398,7 +400,7 @@ class MaskedDenoising(nn.Module):
             predicted = mean_pool(weight * unit, dst, noise.shape[0])
             terms["noise"] = ((predicted - noise) ** 2).sum(1).mean() / self.noise_std**2
         if self.weights["strain"]:
-            vector = self.encoder.readout(corrupted, layers, edge_attr)
+            vector = self.encoder.structure_vector(corrupted, layers, edge_attr)
             target = log_strain.sum(1) / self.max_strain
             terms["strain"] = torch.nn.functional.mse_loss(self.strain_head(vector).squeeze(1), target)
         if self.weights["composition"]:

@@ -1,7 +1,6 @@
 """Do element vectors know the periodic table? The share of main-group elements whose nearest neighbour
-(raw cosine similarity, no centring or scaling) is an element of the same group.
-
-    python -m pretraining.periodic_groups crysatom cgcnn92 matscholar
+(raw cosine similarity, no centring or scaling) is an element of the same group (the command that prints it for
+several tables is ``python -m pretraining.evaluation.periodic_groups``).
 
 Main-group elements: groups 1, 2 and 13-18 (hydrogen counts as group 1), those the table has a vector
 for; the neighbour is searched among every element of the table. A table is a name or a path that
@@ -11,9 +10,7 @@ matminer's data files).
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 from importlib import resources
 
 import numpy as np
@@ -58,18 +55,3 @@ def same_group_share(table: pd.DataFrame) -> tuple[float, int]:
     pairs = nearest_neighbours(table)
     hits = sum(Element(a).group == Element(b).group for a, b in pairs.items())
     return hits / len(pairs), len(pairs)
-
-
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m pretraining.periodic_groups", description=__doc__.split("\n")[0])
-    p.add_argument("tables", nargs="+", help="crysatom, cgcnn92, matscholar, or atom_vectors.csv paths")
-    args = p.parse_args(argv)
-    print("| vectors | main-group elements | nearest neighbour in the same group |\n|---|---|---|")
-    for name in args.tables:
-        share, count = same_group_share(load_table(name))
-        print(f"| {name} | {count} | {share:.0%} |")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

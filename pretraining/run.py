@@ -30,21 +30,20 @@ import time
 from functools import partial
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch.utils.data import DistributedSampler
 from tqdm.auto import tqdm
 
-from matssl_featurizers.encoders import build_encoder
+import matssl_featurizers
 from matssl_featurizers.citations import METHOD_CITATIONS
-from matssl_featurizers.weights import CARD_NAME, CHECKSUMS_NAME, CONFIG_NAME, WEIGHTS_NAME, save_encoder
+from matssl_featurizers.encoders import ModelInfo, PretrainedEncoder
+from matssl_featurizers.sources import CARD_NAME, CHECKSUMS_NAME, CONFIG_NAME, METADATA_NAME, WEIGHTS_NAME
 
 from . import card, distributed, training_state
 from .arguments import at_least, positive_float
-from .data import GraphDataset, build_graphs, graph_loader
+from .data import GraphDataset, build_graphs, corpus_rows, graph_loader, split_indices
 from .methods import ELEMENT_PROTOTYPES, METHODS
 
-VALIDATION_FRACTION = 0.05
 TRAINING_DEFAULTS = {  # the settings that produced the bundled weights
     "crystal-twins": {"epochs": 9, "batch_size": 128, "lr": 5e-4},
     "crystalclr": {"epochs": 10, "batch_size": 256, "lr": 5e-4},
@@ -65,7 +64,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--structure-column", default=None, help="structure column of a DataFrame file (default: found)")
     p.add_argument("--exclude", type=Path, nargs="*", default=[],
                    help="text files of ids (one per line) to leave out, e.g. the evaluation rows written by "
-                        "`python -m pretraining.tasks exclusions`")
+                        "`python -m pretraining.evaluation.exclusions`")
     p.add_argument("--epochs", type=at_least(1), default=None, help="length of the learning-rate schedule (default: per method, "
                    + ", ".join(f"{m} {d['epochs']}" for m, d in TRAINING_DEFAULTS.items()) + ")")
     p.add_argument("--batch-size", type=at_least(1), default=None, help="default: per method, "
@@ -167,15 +166,6 @@ def method_settings(args) -> dict:
     return settings
 
 
-def split_indices(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """A seeded 95 / 5 train / validation split, with at least two validation structures (the losses
-    need a batch of two) when n > 3. The validation rows stay shuffled, so that each validation batch
-    mixes the data files like a training batch (the batch-normalised losses depend on the mix)."""
-    order = np.random.default_rng(seed).permutation(n)
-    n_val = max(2, int(round(VALIDATION_FRACTION * n))) if n > 3 else 0
-    return np.sort(order[n_val:]), order[:n_val]
-
-
 def learning_rate(step: int, total_steps: int, warmup_steps: int, peak: float) -> float:
     """Linear warm-up from ``peak / warmup_steps`` to ``peak`` over ``warmup_steps``, then cosine decay to 0
     at ``total_steps``: a function of the optimizer step alone, so a resumed run continues the same curve."""
@@ -191,25 +181,6 @@ def training_settings(args) -> argparse.Namespace:
         if getattr(args, key) is None:
             setattr(args, key, value)
     return args
-
-
-def corpus_rows(store, exclude_files, limit=None) -> tuple[np.ndarray, dict]:
-    """Positions in ``store`` to pretrain on: the first occurrence of each id, without the ids listed in
-    ``exclude_files``, at most ``limit``; and the counts of what was left out."""
-    excluded = set()
-    for path in exclude_files:
-        excluded.update(line.strip() for line in Path(path).read_text().splitlines() if line.strip())
-    seen, keep, duplicates, dropped = set(), [], 0, 0
-    for i, rid in enumerate(store.ids):
-        if rid in seen:
-            duplicates += 1
-        elif rid in excluded:
-            dropped += 1
-        else:
-            keep.append(i)
-        seen.add(rid)
-    keep = np.asarray(keep[:limit] if limit is not None else keep, dtype=np.int64)
-    return keep, {"n_duplicate_ids": duplicates, "n_excluded": dropped}
 
 
 def _loader(dataset, batch_size, shuffle, seed, sampler=None):
@@ -259,7 +230,8 @@ def push_to_hub(out: Path, repo_id: str) -> None:
     api = HfApi()
     api.create_repo(repo_id, exist_ok=True)
     api.upload_folder(folder_path=str(out), repo_id=repo_id,
-                      allow_patterns=[CONFIG_NAME, WEIGHTS_NAME, CARD_NAME, CHECKSUMS_NAME, "training/metrics.jsonl"])
+                      allow_patterns=[CONFIG_NAME, METADATA_NAME, WEIGHTS_NAME, CARD_NAME, CHECKSUMS_NAME,
+                                      "training/metrics.jsonl"])
 
 
 def chosen_epoch(args, method, best: dict, history: list[dict]) -> dict:
@@ -270,15 +242,19 @@ def chosen_epoch(args, method, best: dict, history: list[dict]) -> dict:
 
 
 def export(args, method, chosen, history, data_info, options, commands) -> None:
-    """Write the encoder of the ``chosen`` epoch, with its model card, to ``args.out``."""
-    exported = build_encoder(method.encoder.config)
+    """Write the encoder of the ``chosen`` epoch, with its model card and provenance, to ``args.out``."""
+    exported = PretrainedEncoder.from_config(method.encoder.config)
     exported.load_state_dict(chosen["encoder"])
     card_path = args.out / CARD_NAME
     evaluation = card.evaluation_of(card_path) if card_path.exists() else card.EVALUATION_PLACEHOLDER
-    text = card.render(name=args.name or args.method, method=args.method, citation="; ".join(METHOD_CITATIONS.get(args.method, [])),
-                       commands=commands, data=data_info, options=options, history=history, exported_epoch=chosen["epoch"],
-                       config=exported.config, evaluation=evaluation, export=args.export)
-    save_encoder(exported, args.out, card=text, method=args.method)
+    exported.card = card.render(name=args.name or args.method, method=args.method,
+                                citation="; ".join(METHOD_CITATIONS.get(args.method, [])), commands=commands,
+                                data=data_info, options=options, history=history, exported_epoch=chosen["epoch"],
+                                encoder=exported, evaluation=evaluation, export=args.export)
+    exported.info = ModelInfo(method=args.method, cutoff=exported.info.cutoff, provenance={
+        "data": data_info["paths"], "n_structures": data_info["n_structures"], "epoch": chosen["epoch"],
+        "epochs": args.epochs, "commands": commands, "library": f"matssl-featurizers {matssl_featurizers.__version__}"})
+    exported.save_pretrained(args.out)
 
 
 def main(argv=None) -> int:

@@ -10,6 +10,7 @@ import pytest
 FIXTURES = Path(__file__).parent / "fixtures"
 STRUCTURES_FILE = FIXTURES / "structures.jsonl.gz"
 RELEASE_0_1 = FIXTURES / "crystalclr-0.1"  # the crystalclr folder of release 0.1 as it shipped: the old head readout
+RELEASE_0_2_1 = FIXTURES / "masked-denoising-0.2.1"  # a folder of release 0.2.1: metadata inside config.json
 
 
 def flat_cell():
@@ -48,3 +49,14 @@ def structures_df(rows, structures):
         {"structure": structures, "formula": [s.composition.reduced_formula for s in structures]},
         index=pd.Index([r["id"] for r in rows], name="id"),
     )
+
+
+def save_model(encoder, folder, card="# card\n", method=None):
+    """``encoder`` written to ``folder`` with ``save_pretrained`` (a card and, optionally, a method); the folder."""
+    from matssl_featurizers.encoders import ModelInfo
+
+    encoder.card = card
+    if method is not None:
+        encoder.info = ModelInfo(method=method)
+    encoder.save_pretrained(folder)
+    return folder

@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 
 from matssl_featurizers import SSLStructureFeaturizer
-from matssl_featurizers.weights import bundled_index
+from matssl_featurizers.sources import bundled_names
 
-MODELS = sorted(bundled_index())
+MODELS = bundled_names()
 BATCH_SIZES = (1, 5, 64)
 ROW_TOLERANCE = 1e-5  # of the largest |component| of each vector
 

@@ -1,31 +1,13 @@
 import json
 
+import numpy as np
+
 import pytest
 import torch
 from pymatgen.core import Lattice, Structure
 
-from matssl_featurizers.encoders import CGCNNConv, CGCNNEncoder, MEGNetBlock, MEGNetEncoder, build_encoder, pool_rows
+from matssl_featurizers.encoders import CGCNNEncoder, MEGNetEncoder, PretrainedEncoder
 from matssl_featurizers.graphs import collate, structure_to_graph
-
-
-def test_cgcnn_conv_matches_the_equation_written_out():
-    torch.manual_seed(0)
-    conv = CGCNNConv(atom_fea_len=4, edge_fea_len=3).eval()
-    conv.bn_edge.running_mean.uniform_(-1, 1)
-    conv.bn_node.running_var.uniform_(0.5, 2)
-    h, edge_attr = torch.randn(3, 4), torch.randn(4, 3)
-    edge_index = torch.tensor([[1, 2, 0, 0], [0, 0, 1, 2]])  # (source j, target i)
-    out = conv(h, edge_index, edge_attr)
-    expected = []
-    for i in range(3):
-        total = torch.zeros(4)
-        for e in range(4):
-            j, target = edge_index[:, e].tolist()
-            if target == i:
-                z = conv.bn_edge(conv.gate(torch.cat([h[i], h[j], edge_attr[e]]).unsqueeze(0)))[0]
-                total += torch.sigmoid(z[:4]) * torch.nn.functional.softplus(z[4:])
-        expected.append(torch.nn.functional.softplus(h[i] + conv.bn_node(total.unsqueeze(0))[0]))
-    torch.testing.assert_close(out, torch.stack(expected))
 
 
 @pytest.mark.parametrize("atom_input", ["embedding", "cgcnn92"])
@@ -53,31 +35,14 @@ def test_site_order_does_not_change_the_vector(structures):
     torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
 
 
-def test_layers_readout_pools_each_structure_with_the_statistics_written_out(structures):
-    graphs = [structure_to_graph(s) for s in structures[:3]]
-    batch = collate(graphs)
-    encoder = CGCNNEncoder(readout="layers", out_dim=0, pool=["mean", "max", "min", "std"]).eval()
-    with torch.no_grad():
-        layers, _ = encoder.node_layers(batch)
-        vectors = encoder(batch)
-    width = encoder.config["atom_fea_len"]
-    for g in range(3):
-        h = layers[1][batch.batch == g]
-        expected = torch.cat([h.mean(0), h.max(0).values, h.min(0).values, h.std(0, unbiased=False)])
-        torch.testing.assert_close(vectors[g, 4 * width:8 * width], expected, atol=1e-5, rtol=1e-5)
-    assert vectors.shape[1] == CGCNNEncoder.vector_length(encoder.config) == 4 * 4 * width + 41
-    with pytest.raises(ValueError, match="median"):
-        pool_rows(layers[0], batch.batch, 3, ["median"])
-
-
 def test_config_rebuilds_the_same_architecture():
     encoder = CGCNNEncoder(atom_input="cgcnn92", atom_fea_len=16, n_conv=2, out_dim=8)
-    rebuilt = build_encoder(encoder.config)
+    rebuilt = PretrainedEncoder.from_config(encoder.config)
     assert {k: v.shape for k, v in rebuilt.state_dict().items()} == {k: v.shape for k, v in encoder.state_dict().items()}
     with pytest.raises(ValueError, match="does not fit"):
-        build_encoder({**encoder.config, "n_layers": 3})
+        PretrainedEncoder.from_config({**encoder.config, "n_layers": 3})
     with pytest.raises(ValueError, match="unknown architecture"):
-        build_encoder({"architecture": "schnet"})
+        PretrainedEncoder.from_config({"architecture": "schnet"})
 
 
 def test_element_without_input_vector_is_named():
@@ -94,7 +59,7 @@ def test_megnet_gives_set2set_nodes_edges_and_state(structures):
     with torch.no_grad():
         out = encoder(batch)
         edges = encoder.edge_outputs(batch)
-    assert out.shape == (5, 40) and encoder.out_dim == 40 and torch.isfinite(out).all()
+    assert out.shape == (5, 40) and encoder.out_features == 40 and torch.isfinite(out).all()
     assert edges.shape == (batch.edge_index.shape[1], 8)
 
 
@@ -108,24 +73,9 @@ def test_megnet_vector_ignores_site_order_and_supercells(structures):
     torch.testing.assert_close(a, c, atol=1e-5, rtol=1e-5)  # Set2Set attention and means: replication-invariant
 
 
-def test_megnet_block_edge_update_matches_the_concatenation_written_out(structures):
-    torch.manual_seed(0)
-    block = MEGNetBlock(width=4, hidden=8)
-    batch = collate([structure_to_graph(s) for s in structures[:2]])
-    v, e, u = torch.randn(batch.num_nodes, 4), torch.randn(batch.edge_index.shape[1], 4), torch.randn(2, 4)
-    v_out, e_out, _ = block(v, e, u, batch.edge_index, batch.batch)
-    src, dst = batch.edge_index
-    v1, e1, u1 = block.pre_v(v), block.pre_e(e), block.pre_u(u)
-    expected_e = block.phi_e(torch.cat([v1[src], v1[dst], e1, u1[batch.batch[dst]]], dim=1))
-    torch.testing.assert_close(e_out, e + expected_e, atol=1e-5, rtol=1e-5)
-    mean_e = torch.stack([expected_e[dst == i].mean(0) for i in range(batch.num_nodes)])
-    expected_v = block.phi_v(torch.cat([mean_e, v1, u1[batch.batch]], dim=1))
-    torch.testing.assert_close(v_out, v + expected_v, atol=1e-5, rtol=1e-5)
-
-
 def test_megnet_config_rebuilds_the_same_architecture():
     encoder = MEGNetEncoder(width=8, hidden=16, n_blocks=2, set2set_steps=2)
-    rebuilt = build_encoder(json.loads(json.dumps(encoder.config)))
+    rebuilt = PretrainedEncoder.from_config(json.loads(json.dumps(encoder.config)))
     assert isinstance(rebuilt, MEGNetEncoder)
     assert {k: v.shape for k, v in rebuilt.state_dict().items()} == {k: v.shape for k, v in encoder.state_dict().items()}
 
@@ -145,14 +95,156 @@ def test_crysatom_vectors_are_fixed_encoder_inputs(structures):
     with pytest.raises(ValueError, match="no crysatom input vector for element.s. Og"):
         encoder.eval()(collate([structure_to_graph(oganesson)]))
 
+# -- the model object: PretrainedEncoder ----------------------------------------------------------
 
-def test_set2set_matches_pytorch_geometric():
-    from torch_geometric.nn.aggr import Set2Set as ReferenceSet2Set
+def _vectors(encoder, structures):
+    with torch.no_grad():
+        return encoder(collate([structure_to_graph(s) for s in structures]))
 
-    from matssl_featurizers.encoders import Set2Set
+
+def test_save_pretrained_writes_the_constructor_arguments_and_the_metadata_apart(tmp_path, structures):
+    from matssl_featurizers.encoders import ModelInfo
 
     torch.manual_seed(0)
-    reference, ours = ReferenceSet2Set(8, 3), Set2Set(8, 3)
-    ours.load_state_dict(reference.state_dict())
-    x, index = torch.randn(30, 8), torch.sort(torch.randint(0, 5, (30,))).values
-    torch.testing.assert_close(ours(x, index, 5), reference(x, index, dim_size=5))
+    original = CGCNNEncoder(atom_fea_len=16, n_conv=2, out_dim=8).eval()
+    original.info = ModelInfo(method="crystal-twins", max_neighbors=10, provenance={"data": ["x.jsonl.gz"]})
+    original.card = "# a card\n"
+    original.save_pretrained(tmp_path / "model")
+    config = json.loads((tmp_path / "model" / "config.json").read_text())
+    assert config == original.config and config["architecture"] == "cgcnn" and "method" not in config
+    import inspect
+
+    assert set(config) == set(inspect.signature(CGCNNEncoder.__init__).parameters) - {"self"}, "exactly the arguments"
+    metadata = json.loads((tmp_path / "model" / "metadata.json").read_text())
+    assert metadata == {"format_version": 3, "method": "crystal-twins", "graph": {"cutoff": 8.0, "max_neighbors": 10},
+                        "provenance": {"data": ["x.jsonl.gz"]}}
+    loaded = PretrainedEncoder.from_pretrained(tmp_path / "model")
+    assert isinstance(loaded, CGCNNEncoder) and not loaded.training and loaded.info == original.info
+    assert loaded.card == "# a card\n" and loaded.graph_settings == {"cutoff": 8.0, "max_neighbors": 10}
+    assert loaded.fingerprint() == original.fingerprint() and loaded.name is None
+    torch.testing.assert_close(_vectors(loaded, structures[:4]), _vectors(original, structures[:4]))
+
+
+def test_megnet_round_trip_keeps_the_set2set_weights(tmp_path, structures):
+    torch.manual_seed(0)
+    original = MEGNetEncoder(width=8, hidden=16, n_blocks=2).eval()
+    original.save_pretrained(tmp_path / "megnet")
+    loaded = PretrainedEncoder.from_pretrained(tmp_path / "megnet")
+    assert isinstance(loaded, MEGNetEncoder) and any(k.startswith("readout.nodes.lstm") for k in loaded.state_dict())
+    torch.testing.assert_close(_vectors(loaded, structures[:4]), _vectors(original, structures[:4]))
+    assert loaded.out_features == 40 and len(loaded.feature_labels()) == 40
+    with pytest.raises(ValueError, match="hold a MEGNetEncoder, not a CGCNNEncoder"):
+        CGCNNEncoder.from_pretrained(tmp_path / "megnet")
+
+
+def test_a_config_that_does_not_match_the_tensors_is_refused(tmp_path):
+    CGCNNEncoder(atom_fea_len=16, n_conv=2, out_dim=8).save_pretrained(tmp_path / "model")
+    config = json.loads((tmp_path / "model" / "config.json").read_text())
+    (tmp_path / "model" / "config.json").write_text(json.dumps({**config, "atom_fea_len": 32}))
+    (tmp_path / "model" / "checksums.json").unlink()  # else the checksum refuses the edited config first
+    with pytest.raises(ValueError, match="does not match model.safetensors"):
+        PretrainedEncoder.from_pretrained(tmp_path / "model")
+
+
+def test_bundled_model_to_folder_to_featurizer_gives_the_bundled_vectors(tmp_path, structures):
+    from matssl_featurizers import SSLStructureFeaturizer
+
+    encoder = PretrainedEncoder.from_pretrained("masked-denoising")
+    assert encoder.name == "masked-denoising" and encoder.info.method == "masked-denoising" and encoder.card
+    encoder.save_pretrained(tmp_path / "md")
+    assert (tmp_path / "md" / "README.md").read_text() == encoder.card, "the card travels with the weights"
+    bundled = np.array(SSLStructureFeaturizer().featurize_many(structures[:20], pbar=False))
+    for weights in (str(tmp_path / "md"), encoder):
+        featurizer = SSLStructureFeaturizer(weights=weights)
+        np.testing.assert_allclose(featurizer.featurize_many(structures[:20], pbar=False), bundled, atol=1e-6, rtol=0)
+    assert SSLStructureFeaturizer(weights=encoder).feature_labels() == SSLStructureFeaturizer().feature_labels()
+    folder_labels = SSLStructureFeaturizer(weights=str(tmp_path / "md")).feature_labels()
+    assert folder_labels[0] == f"masked-denoising-{encoder.fingerprint()[:8]} input mean 0", "distinguishable"
+
+
+def test_labels_say_what_each_column_is():
+    cgcnn = PretrainedEncoder.from_pretrained("masked-denoising")
+    labels = cgcnn.feature_labels()
+    assert len(labels) == cgcnn.out_features == 809 and len(set(labels)) == 809
+    assert labels[:2] == ["input mean 0", "input mean 1"] and "conv 2 std 17" in labels
+    assert labels[-41:][0] == "distance histogram mean 0.0 A" and labels[-1] == "distance histogram mean 8.0 A"
+    assert cgcnn.component_labels()[:2] == ["PC 1", "PC 2"] and len(cgcnn.component_labels()) == 64
+    megnet = PretrainedEncoder.from_pretrained("cdssl").feature_labels()
+    assert {"input nodes mean 0", "block 3 edges std 31", "block 2 state 5"} <= set(megnet) and len(megnet) == 937
+    assert PretrainedEncoder.from_config({"architecture": "megnet", "width": 4}).feature_labels()[:2] == [
+        "nodes set2set query 0", "nodes set2set query 1"]
+
+
+def test_random_and_readout_variants_are_in_memory_objects(structures):
+    trained = PretrainedEncoder.from_pretrained("masked-denoising")
+    a, b, again = trained.random_like(0), trained.random_like(1), trained.random_like(0)
+    assert a.info.method is None and a.n_components == 0 and a.config == trained.readout_config()
+    assert a.fingerprint() == again.fingerprint() != b.fingerprint() != trained.fingerprint()
+    variant = trained.with_readout(readout="layers", pool=["mean", "max"], pool_edges=False)
+    assert variant.out_features == 4 * 2 * 64 and variant.info.method == "masked-denoising"
+    layers, _ = trained.node_layers(collate([structure_to_graph(s) for s in structures[:2]]))
+    torch.testing.assert_close(_vectors(variant, structures[:1])[0, :64], layers[0][:len(structures[0])].mean(0).detach())
+    with pytest.raises(ValueError, match="needs tensors these weights lack"):
+        trained.with_readout(readout="head")
+
+
+def test_weights_of_release_0_1_still_load_with_their_head_readout(structures):
+    from matssl_featurizers import SSLStructureFeaturizer
+    from tests.conftest import RELEASE_0_1
+
+    config = json.loads((RELEASE_0_1 / "config.json").read_text())
+    assert "readout" not in config and "format_version" not in config, "a config written before the layers readout"
+    encoder = PretrainedEncoder.from_pretrained(RELEASE_0_1)
+    assert encoder.config["readout"] == "head" and encoder.out_features == 128 and encoder.info.method is None
+    featurizer = SSLStructureFeaturizer(weights=str(RELEASE_0_1))
+    vectors = torch.tensor(featurizer.featurize_many(structures[:6], pbar=False))
+    assert vectors.shape == (6, 128) and featurizer.feature_labels()[0].endswith(" head 0") and torch.isfinite(vectors).all()
+    assert torch.linalg.matrix_rank(vectors - vectors.mean(0)) >= 4, "structures are told apart"
+
+
+def test_a_folder_of_release_0_2_1_reads_its_metadata_from_config_json():
+    from tests.conftest import RELEASE_0_2_1
+
+    assert not (RELEASE_0_2_1 / "metadata.json").exists()
+    encoder = PretrainedEncoder.from_pretrained(RELEASE_0_2_1)
+    assert encoder.info.method == "masked-denoising" and encoder.info.max_neighbors == 12
+    assert "method" not in encoder.config and encoder.fingerprint() == PretrainedEncoder.from_pretrained(
+        "masked-denoising").fingerprint(), "the same weights as the bundled model, in the old format"
+
+
+def test_push_to_hub_uploads_the_saved_folder(monkeypatch):
+    import huggingface_hub.hub_mixin as mixin
+
+    uploaded = {}
+
+    class RecordingApi:
+        def __init__(self, token=None):
+            pass
+
+        def create_repo(self, repo_id, **kwargs):
+            return type("Repo", (), {"repo_id": repo_id})()
+
+        def upload_folder(self, repo_id, folder_path, **kwargs):
+            uploaded.update(repo=repo_id, files=sorted(p.name for p in folder_path.iterdir()),
+                            config=json.loads((folder_path / "config.json").read_text()))
+            return "https://huggingface.co/commit"
+
+    monkeypatch.setattr(mixin, "HfApi", RecordingApi)
+    encoder = PretrainedEncoder.from_pretrained("cdssl")
+    encoder.push_to_hub("someone/cdssl")
+    assert uploaded["repo"] == "someone/cdssl" and uploaded["config"] == encoder.config
+    assert uploaded["files"] == ["README.md", "checksums.json", "config.json", "metadata.json", "model.safetensors"]
+
+
+def test_list_models_describes_the_bundled_models():
+    from matssl_featurizers import list_models
+    from matssl_featurizers.sources import DEFAULT_MODEL
+
+    table = list_models()
+    row = table.loc[DEFAULT_MODEL]
+    assert row["n_features"] == 809 and row["n_components"] >= 32 and row["default"] and row["trained_on"]
+    assert table.loc[["masked-denoising", "crystal-twins", "crystalclr", "cdssl"], "n_features"].tolist() == [809, 809, 809, 937]
+    assert (table["readout"] == "layers").all() and (table["n_components"] == 64).all()
+    assert table.loc["cdssl", "architecture"] == "megnet" and table["default"].sum() == 1
+    for name, entry in table.iterrows():
+        assert entry["weights"].startswith("bundled") and "structures" in entry["trained_on"], name

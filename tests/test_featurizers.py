@@ -9,10 +9,10 @@ from pymatgen.core import Composition, Lattice, Molecule, Structure
 
 from matssl_featurizers import (CDSSLFeaturizer, CrystalCLRFeaturizer, CrystalTwinsFeaturizer, MaskedDenoisingFeaturizer,
                                 SSLStructureFeaturizer)
-from matssl_featurizers.weights import bundled_index
+from matssl_featurizers.sources import bundled_names
 from tests.conftest import STRUCTURES_FILE as STRUCTURES, flat_cell
 
-MODELS = sorted(bundled_index())
+MODELS = bundled_names()
 
 
 @pytest.fixture(scope="module", params=MODELS)
@@ -208,7 +208,9 @@ def test_named_shortcut_and_metadata(cls, model, cited, n_features):
         assert any(title in c for c in citations), title
     assert len(citations) == len(cited)
     assert shortcut.implementors()
-    assert len(shortcut.feature_labels()) == n_features and shortcut.feature_labels()[0] == f"{model}_0"
+    assert len(shortcut.feature_labels()) == n_features and shortcut.feature_labels()[0].startswith(f"{model} input ")
+    assert shortcut.feature_labels()[-1] == f"{model} distance histogram mean 8.0 A"
+    assert SSLStructureFeaturizer(model, n_components=3).feature_labels() == [f"{model} PC {k}" for k in (1, 2, 3)]
 
 
 def test_the_three_models_give_different_finite_vectors_for_unseen_structures():
@@ -284,7 +286,7 @@ def _bad_input_case(case, featurizer, structures, rows):
         value = perovskite.copy()
         value.replace(0, "Og")
         # a learned embedding has a (possibly untrained) row for every element; the cgcnn92 table stops at Fm
-        return value, None if featurizer._config().get("atom_input", "embedding") == "embedding" else r"no cgcnn92 input vector for element\(s\) Og"
+        return value, None if featurizer.encoder().config.get("atom_input", "embedding") == "embedding" else r"no cgcnn92 input vector for element\(s\) Og"
     if case == "dummy species":
         return Structure(Lattice.cubic(4.0), ["X", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]]), "not chemical elements"
     if case == "Molecule":
@@ -396,13 +398,12 @@ def test_custom_weights_are_labelled_and_cited_by_their_own_method(tmp_path):
     import json as json_module
     import shutil
 
-    from matssl_featurizers import weights
+    from matssl_featurizers.sources import resolve
 
     def custom(name, method):
-        directory = shutil.copytree(weights.resolve(name), tmp_path / name)
-        config = {**json_module.loads((directory / "config.json").read_text()), "method": method, "max_neighbors": 12,
-                  "format_version": 2}
-        (directory / "config.json").write_text(json_module.dumps(config))
+        directory = shutil.copytree(resolve(name).directory, tmp_path / name)
+        metadata = json_module.loads((directory / "metadata.json").read_text())
+        (directory / "metadata.json").write_text(json_module.dumps({**metadata, "method": method}))
         return str(directory)
 
     clr = SSLStructureFeaturizer(weights=custom("crystalclr", "crystalclr"))
@@ -411,7 +412,7 @@ def test_custom_weights_are_labelled_and_cited_by_their_own_method(tmp_path):
     assert not set(clr.feature_labels()) & set(ct.feature_labels()), "two custom models never share labels"
     assert any("Graph Contrastive Learning" in c for c in clr.citations())
     assert not any("Crystal twins" in c for c in clr.citations())
-    assert SSLStructureFeaturizer(weights=clr.weights, label_prefix="mine").feature_labels()[0] == "mine_0"
+    assert SSLStructureFeaturizer(weights=clr.weights, label_prefix="mine").feature_labels()[0] == "mine input mean 0"
 
 
 def test_a_pickled_pipeline_refuses_weights_replaced_after_it_was_fitted(tmp_path, structures, rows):
@@ -420,15 +421,15 @@ def test_a_pickled_pipeline_refuses_weights_replaced_after_it_was_fitted(tmp_pat
     from sklearn.ensemble import RandomForestRegressor
     from sklearn.pipeline import make_pipeline
 
-    from matssl_featurizers import weights
+    from matssl_featurizers.sources import resolve
 
-    directory = shutil.copytree(weights.resolve("crystal-twins"), tmp_path / "model")
+    directory = shutil.copytree(resolve("crystal-twins").directory, tmp_path / "model")
     pipe = make_pipeline(SSLStructureFeaturizer(weights=str(directory)), RandomForestRegressor(n_estimators=5, random_state=0))
     pipe.fit(structures[:30], [r["formation_energy_per_atom"] for r in rows[:30]])
     joblib.dump(pipe, tmp_path / "pipe.joblib")
     assert len(pipe[0].weights_sha256_) == 64
     joblib.load(tmp_path / "pipe.joblib").predict(structures[30:32])  # same weights: fine
-    shutil.copyfile(weights.resolve("crystalclr") / "model.safetensors", directory / "model.safetensors")
+    shutil.copyfile(resolve("crystalclr").directory / "model.safetensors", directory / "model.safetensors")
     with pytest.raises(OSError, match="changed since this featurizer first used them"):
         joblib.load(tmp_path / "pipe.joblib").predict(structures[30:32])
 
@@ -439,7 +440,7 @@ def test_the_thread_count_is_an_option_and_restored_afterwards(structures):
     before = torch.get_num_threads()
     seen = []
     featurizer = SSLStructureFeaturizer(n_threads=1)
-    encoder = featurizer._encoder()
+    encoder = featurizer.encoder()
     encoder.register_forward_hook(lambda *_: seen.append(torch.get_num_threads()))
     featurizer.featurize_many(structures[:3], pbar=False)
     assert seen == [1] and torch.get_num_threads() == before
@@ -457,9 +458,26 @@ def test_the_thread_count_is_an_option_and_restored_afterwards(structures):
     ({"n_components": 0}, "n_components must be an integer >= 1 or None"),
     ({"device": 0}, "device must be a string"),
 ])
-def test_bad_constructor_arguments_are_named(arguments, message):
+def test_bad_arguments_are_named_at_first_use_and_by_set_params(arguments, message, structures):
+    featurizer = SSLStructureFeaturizer(**arguments)  # __init__ only stores, as in scikit-learn
+    assert featurizer.get_params()[next(iter(arguments))] is next(iter(arguments.values()))
     with pytest.raises(ValueError, match=message.replace("(", r"\(")):
-        SSLStructureFeaturizer(**arguments)
+        featurizer.featurize(structures[0])
+    good = SSLStructureFeaturizer()
+    with pytest.raises(ValueError, match=message.replace("(", r"\(")):
+        good.set_params(**arguments)
+    assert good.get_params() == SSLStructureFeaturizer().get_params(), "a refused set_params changes nothing"
+
+
+def test_a_model_name_that_is_not_bundled_fails_at_first_use_naming_model_and_the_bundled_names(structures):
+    typo = SSLStructureFeaturizer(model="mased-denoising")
+    with pytest.raises(ValueError, match=r"model='mased-denoising' is not a bundled model; bundled: cdssl, crystal-twins, "
+                                         r"crystalclr, masked-denoising"):
+        typo.featurize_many(structures[:2], pbar=False)
+    with pytest.raises(ValueError, match="model='nope' is not a bundled model"):
+        SSLStructureFeaturizer().set_params(model="nope")
+    with pytest.raises(ValueError, match="weights must be None, a bundled name, a folder"):
+        SSLStructureFeaturizer(weights=3).feature_labels()
 
 
 def test_a_device_torch_cannot_use_gets_one_sentence(structures):

@@ -15,7 +15,7 @@ warnings.simplefilter("ignore")
 import matssl_featurizers
 from matssl_featurizers import CrysAtomFeaturizer, SSLStructureFeaturizer, list_models
 from matssl_featurizers.hybrid import PRESETS, HybridStructureFeaturizer
-from matssl_featurizers.weights import bundled_root
+from matssl_featurizers.bundled import bundled_root
 from pymatgen.core import Structure
 package = Path(matssl_featurizers.__file__).parent
 assert not (Path.cwd() / "matssl_featurizers").exists()
@@ -43,5 +43,6 @@ def test_the_installed_package_carries_and_loads_every_bundled_model(tmp_path):
     assert found["lengths"] and all(n > 0 for n in found["lengths"].values())
     assert found["presets"] and all(n > 0 for n in found["presets"].values())
     assert found["crysatom"] > 0
+    assert {"models/masked-denoising/metadata.json", "models/masked-denoising/config.json"} <= set(found["models"])
     if not found["editable"]:  # a wheel: its RECORD must list every file of the models folder
         assert {f"matssl_featurizers/{m}" for m in found["models"]} <= set(found["shipped"])

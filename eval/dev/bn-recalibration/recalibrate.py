@@ -16,11 +16,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from matssl_featurizers.encoders import build_encoder
-from matssl_featurizers.weights import read_config, save_encoder
-from pretraining.data import GraphDataset, build_graphs, graph_loader
-from pretraining.evaluate import random_config, with_readout
-from pretraining.run import corpus_rows
+from matssl_featurizers.encoders import PretrainedEncoder
+from pretraining.data import GraphDataset, build_graphs, corpus_rows, graph_loader
 
 CORPUS = [f"../shared/data/{name}.jsonl.gz" for name in ("mp_cgcnn", "mp_topology_extra", "castelli_perovskites", "carbon24")]
 LAYERS = {"readout": "layers", "pool_edges": True}  # the readout every dev comparison evaluates
@@ -52,17 +49,16 @@ def main(argv=None) -> int:
     p.add_argument("--out", required=True, type=Path)
     args = p.parse_args(argv)
 
+    trained = PretrainedEncoder.from_pretrained(args.source)
     if args.random_seed is None:
-        encoder = with_readout(args.source, LAYERS)
+        encoder = trained.with_readout(**LAYERS)
     else:
-        torch.manual_seed(args.random_seed)
-        encoder = build_encoder(random_config(args.source, LAYERS))
+        encoder = trained.random_like(args.random_seed, **LAYERS)
     store = build_graphs(args.data, progress=False)
     rows, _ = corpus_rows(store, args.exclude)
     chosen = np.random.default_rng(0).choice(rows, size=min(args.n, len(rows)), replace=False)
     recalibrate(encoder, graph_loader(GraphDataset(store, chosen), args.batch_size))
-    method = None if args.random_seed is not None else read_config(args.source).get("method")
-    save_encoder(encoder, args.out, method=method)
+    encoder.save_pretrained(args.out)
     print(f"{args.out}: batch-norm statistics of {len(chosen)} clean structures", file=sys.stderr)
     return 0
 

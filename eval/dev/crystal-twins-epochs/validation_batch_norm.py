@@ -11,13 +11,13 @@ import json
 import numpy as np
 import torch
 
-from pretraining import run, training_state
-from pretraining.data import GraphDataset, build_graphs, graph_loader
+from pretraining import training_state
+from pretraining.data import GraphDataset, build_graphs, corpus_rows, graph_loader, split_indices
 from pretraining.methods import METHODS
 
+# the bundled run's corpus, exclusions and seed (its card: --seed 0 and no method option, so the paper's defaults)
 FILES = [f"../shared/data/{name}.jsonl.gz" for name in ("mp_cgcnn", "mp_topology_extra", "castelli_perovskites", "carbon24")]
-ARGV = ["--method", "crystal-twins", "--data", *FILES, "--exclude", "eval/splits/evaluation_ids.txt", "--epochs", "9",
-        "--batch-size", "128", "--lr", "5e-4", "--out", "unused"]  # the bundled run's command (its card)
+EXCLUDE, SEED = "eval/splits/evaluation_ids.txt", 0
 
 
 def batch_norms(module, projector_only=False):
@@ -46,13 +46,12 @@ def mean_loss(method, store, indices, mode):
 
 
 def main():
-    args = run.training_settings(run.parse_args(ARGV))
-    method = METHODS[args.method](**run.method_kwargs(args))
+    method = METHODS["crystal-twins"]()
     state = training_state.load("checkpoints/crystal-twins/training")
     method.load_state_dict(state["method"])
-    store = build_graphs(args.data, progress=False)
-    rows, _ = run.corpus_rows(store, args.exclude)
-    train_idx, val_idx = (rows[part] for part in run.split_indices(len(rows), args.seed))
+    store = build_graphs(FILES, progress=False)
+    rows, _ = corpus_rows(store, [EXCLUDE])
+    train_idx, val_idx = (rows[part] for part in split_indices(len(rows), SEED))
     training_sample = np.random.default_rng(1).choice(train_idx, size=len(val_idx), replace=False)
     out = {"checkpoint_epoch": state["epoch"], "logged": {k: state["history"][-1][k] for k in ("train_loss", "val_loss")}}
     for split, indices in (("validation", val_idx), ("training sample", training_sample)):

@@ -1,8 +1,8 @@
 """Reference values for reading pretext losses, on the validation split of ``pretraining.run``.
 
-    python -m pretraining.pretext_floors --data a.jsonl.gz b.jsonl.gz --batch-size 256 --noise-std 0.1
+    python -m pretraining.evaluation.pretext_floors --data a.jsonl.gz b.jsonl.gz --batch-size 256 --noise-std 0.1
 
-Give the run's ``--data``, ``--exclude`` and ``--seed`` to get its validation split.
+Give the run's ``--data``, ``--exclude`` and ``--seed`` to get its validation split (``pretraining.run``'s).
 
 * CDSSL: the mean squared error of two trivial denoisers, copying the noisy graph's own edge features
   and predicting the mean clean edge, to compare with the validation loss in the model card.
@@ -21,14 +21,13 @@ from pathlib import Path
 
 import torch
 
-from matssl_featurizers.encoders import element_table
+from matssl_featurizers.elements import element_table
 from matssl_featurizers.graphs import GaussianDistance, edge_lengths
 
-from . import augmentations as aug
-from .arguments import at_least
-from .data import GraphDataset, build_graphs, graph_loader
-from .methods import element_presence, element_statistics
-from .run import corpus_rows, split_indices
+from .. import augmentations as aug
+from ..arguments import at_least
+from ..data import GraphDataset, build_graphs, corpus_rows, graph_loader, split_indices
+from ..methods import element_presence, element_statistics
 
 
 def denoising_baselines(loader, noise_std: float, distance: GaussianDistance) -> dict:
@@ -77,7 +76,7 @@ def element_shares(loader, top: int = 5) -> dict:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m pretraining.pretext_floors", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m pretraining.evaluation.pretext_floors", description=__doc__.split("\n")[0])
     p.add_argument("--data", required=True, nargs="+")
     p.add_argument("--batch-size", type=at_least(2), default=256, help="as in the run (the CS floor depends on it)")
     p.add_argument("--noise-std", type=float, default=0.1)

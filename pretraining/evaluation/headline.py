@@ -1,8 +1,9 @@
 """The README's headline results: every bundled structure model against its controls on the published tasks.
 
-    python -m pretraining.headline --split test --out eval/headline --readme README.md
+    python -m pretraining.evaluation.headline --split test --out eval/headline --results docs/results.md --readme README.md
 
-For each task of :data:`pretraining.tasks.TASKS` it runs ``pretraining.evaluate`` on the rows of ``--split``
+For each task of :data:`pretraining.evaluation.tasks.TASKS` it runs the frozen-feature evaluation
+(:func:`pretraining.evaluation.forests.evaluate_task`, what ``pretraining.evaluation.evaluate`` runs) on the rows of ``--split``
 with ``--folds`` folds: every bundled structure model, random weights of each architecture (``--random-seeds``),
 the statistics of each model's input table (``inputs:``), ElementProperty, every hybrid preset, and the presets
 and ElementProperty together. Then it writes ``OUT/results.md``: the table of MAE mean ± std over folds, and
@@ -33,12 +34,15 @@ from pathlib import Path
 
 import pandas as pd
 
-from matssl_featurizers import weights as weights_io
+from matssl_featurizers.bundled import bundled_models, bundled_root
+from matssl_featurizers.encoders import PretrainedEncoder
+from matssl_featurizers.hybrid import PRESETS
 
-from . import evaluate
-from .arguments import at_least, share
-from .card import command_line, set_evaluation
-from .report import beats, combined_table, load_runs
+from ..arguments import at_least, share
+from ..card import command_line, set_evaluation
+from .featurizer_names import bundled_structure_models, distinct_architectures
+from .forests import evaluate_task, parser
+from .results import beats, combined_table, load_runs, markdown_table, write_results
 from .tasks import SPLITS, TASKS, targets_of
 
 SHARED_TARGETS = targets_of("shared")  # the seven targets of the shared tasks
@@ -46,46 +50,43 @@ STRUCTURE_SENSITIVE = targets_of("structure_sensitive")
 START, END = "<!-- headline:start -->", "<!-- headline:end -->"
 
 
-def structure_models() -> list[str]:
-    """The bundled structure models, the default first."""
-    return sorted(weights_io.bundled_index(), key=lambda m: (m != weights_io.DEFAULT_MODEL, m))
-
-
 def controls_of(models: list[str]) -> dict[str, tuple[str, str]]:
     """model -> (``random:`` name, ``inputs:`` name) of the first model sharing its architecture / input table."""
-    architectures = evaluate.distinct_architectures(models)
+    architectures = distinct_architectures(models)
+    configs = {m: PretrainedEncoder.from_pretrained(m).readout_config() for m in models}
     out = {}
     for model in models:
-        config = evaluate.random_config(model, {})
-        twin = next(m for m in architectures if evaluate.random_config(m, {}) == config)
-        table = config.get("atom_input", "embedding")
+        twin = next(m for m in architectures if configs[m] == configs[model])
+        table = configs[model].get("atom_input", "embedding")
         same_table = next((m for m in models if table != "embedding"
-                           and weights_io.read_config(m).get("atom_input", "embedding") == table), model)
+                           and configs[m].get("atom_input", "embedding") == table), model)
         out[model] = (f"random:{twin}", f"inputs:{same_table}")
     return out
 
 
-def featurizer_names(models: list[str]) -> list[str]:
+def headline_rows(models: list[str]) -> list[str]:
     controls = controls_of(models)
     randoms = list(dict.fromkeys(c[0] for c in controls.values()))
     inputs = list(dict.fromkeys(c[1] for c in controls.values()))
-    from matssl_featurizers.hybrid import PRESETS
-
-    presets = [f"preset:{p}" for p in sorted(PRESETS)]
-    geometry = ["ShellAnisotropy+ElementProperty"] if any(anisotropy for *_, anisotropy in PRESETS.values()) else []
+    presets = [f"preset:{p}" for p in headline_presets()]
+    geometry = ["ShellAnisotropy+ElementProperty"] if any(PRESETS[p][3] for p in headline_presets()) else []
     return [*models, *randoms, *inputs, "ElementProperty", *presets, *(f"{p}+ElementProperty" for p in presets), *geometry]
+
+
+def headline_presets() -> list[str]:
+    """The presets without magpie: each is evaluated alone and + ElementProperty, and a preset with magpie is the
+    latter (``hybrid-anisotropy-magpie`` has the columns of ``preset:hybrid-anisotropy+ElementProperty``, in order)."""
+    return sorted(name for name, (*_, magpie) in PRESETS.items() if not magpie)
 
 
 def rows_reading(model: str) -> list[str]:
     """The headline rows whose features come from ``model``'s weights: the model itself, its ``inputs:`` control
     when its input table is its own learned embedding, and the presets built on it (with ElementProperty too)."""
-    from matssl_featurizers.hybrid import PRESETS
-
     rows = [model]
-    if weights_io.read_config(model).get("atom_input", "embedding") == "embedding":
+    if PretrainedEncoder.from_pretrained(model).config.get("atom_input", "embedding") == "embedding":
         rows.append(f"inputs:{model}")  # see controls_of
-    for preset, (preset_model, *_) in sorted(PRESETS.items()):
-        if preset_model == model:
+    for preset in headline_presets():
+        if PRESETS[preset][0] == model:
             rows += [f"preset:{preset}", f"preset:{preset}+ElementProperty"]
     return rows
 
@@ -129,14 +130,12 @@ def paired_difference(records: pd.DataFrame, key: tuple, row: str, control: str)
 
 
 def preset_verdicts(records: pd.DataFrame) -> str:
-    from matssl_featurizers.hybrid import PRESETS
-
     stats = summary(records)
     keys = [k for k in dict.fromkeys((t, g) for t, g, _ in stats.index) if k in STRUCTURE_SENSITIVE]
     lines = ["| featurizer | structure-sensitive target | MAE | ElementProperty alone | lower | by more than one fold std "
              "| lower on folds (difference per fold) |",
              "|---|---|---|---|---|---|---|"]
-    for preset in sorted(PRESETS):
+    for preset in headline_presets():
         row = f"preset:{preset}+ElementProperty"
         for key in keys:
             lower, clear = beats(stats, key, row, ["ElementProperty"])
@@ -215,20 +214,55 @@ def write_merged(out: Path, payload: dict, summary: str) -> None:
         f"\n\nRows {', '.join(u['featurizers'])} evaluated again"
         f"{f' ({times} times; the latest rows are shown)' if (times := u.get('times', 1)) > 1 else ''}: `{u['command']}`"
         for u in payload.get("updated", []))
-    text = f"{summary}Command: `{payload['command']}`{updates}\n\n{evaluate.markdown_table(records, shapes)}\n"
-    evaluate.write_results(out, text, payload)
+    text = f"{summary}Command: `{payload['command']}`{updates}\n\n{markdown_table(records, shapes)}\n"
+    write_results(out, text, payload)
+
+
+def run_task(options: list[str]) -> None:
+    """The frozen-feature evaluation of one task, recorded with the ``pretraining.evaluation.evaluate`` command
+    that gives the same result folder."""
+    evaluate_task(parser("pretraining.evaluation.evaluate", "").parse_args(options),
+                  command_line("pretraining.evaluation.evaluate", options))
+
+
+COMPACT_ROWS = {  # column of the compact README table -> headline row
+    "magpie": "ElementProperty",
+    "`hybrid-anisotropy-magpie`": "preset:hybrid-anisotropy+ElementProperty",
+    "`hybrid` + magpie": "preset:hybrid+ElementProperty",
+    "`masked-denoising`": "masked-denoising",
+}
+
+
+def compact_table(records: pd.DataFrame, command: str) -> str:
+    """The README's table: per target, the MAE of magpie, of the recommended presets and of the default model
+    alone (forests on frozen features, test split), the lowest in bold; the full table is in docs/results.md."""
+    stats = summary(records)
+    keys = list(dict.fromkeys((t, g) for t, g, _ in stats.index))
+    lines = ["| target | " + " | ".join(COMPACT_ROWS) + " |", "|---|" + "---|" * len(COMPACT_ROWS)]
+    for key in keys:
+        cells = {label: stats.loc[(*key, row)] for label, row in COMPACT_ROWS.items() if (*key, row) in stats.index}
+        best = min(cells, key=lambda label: cells[label]["mean"])
+        texts = [f"{c['mean']:.3g} ± {c['std']:.2g}" for c in cells.values()]
+        texts = [f"**{t}**" if label == best else t for label, t in zip(cells, texts)]
+        lines.append(f"| {key[0]} `{key[1]}` | " + " | ".join(texts) + " |")
+    return (f"Random forest on frozen features, MAE mean ± std over 5 test folds (≈ 1,600 training rows; `exfoliation_energy` "
+            f"≈ 180); made by `{command}`, whose full table and verdicts are in [docs/results.md](docs/results.md).\n\n"
+            + "\n".join(lines))
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m pretraining.headline", description=__doc__.split("\n")[0])
     p.add_argument("--split", choices=SPLITS, default="test", help="default: %(default)s")
-    p.add_argument("--data-dir", type=Path, default=Path("..") / "shared" / "data", help="default: %(default)s")
+    p.add_argument("--data-dir", type=Path, required=True, help="the folder holding the task files (the shared datasets)")
     p.add_argument("--folds", type=at_least(2), default=5, help="default: %(default)s")
     p.add_argument("--random-seeds", default="0,1,2", help="default: %(default)s")
     p.add_argument("--max-features", type=share, default=1.0, help="the forests' (default: %(default)s)")
-    p.add_argument("--tasks", default=",".join(TASKS), help="default: all of pretraining.tasks.TASKS")
+    p.add_argument("--tasks", default=",".join(TASKS), help="default: all of pretraining.evaluation.tasks.TASKS")
     p.add_argument("--out", type=Path, default=Path("eval") / "headline", help="default: %(default)s")
-    p.add_argument("--readme", type=Path, default=None, help="put the result between the headline markers of this file")
+    p.add_argument("--results", type=Path, default=None,
+                   help="put the full table and verdicts between the headline markers of this file (docs/results.md)")
+    p.add_argument("--readme", type=Path, default=None,
+                   help="put the compact table (compact_table) between the headline markers of this file (README.md)")
     p.add_argument("--cards", action="store_true", help="write each model's results into its bundled model card")
     p.add_argument("--reuse", action="store_true", help="render the results already under --out instead of evaluating again "
                                                           "(a task with none there is evaluated)")
@@ -239,9 +273,9 @@ def main(argv=None) -> int:
     given = sys.argv[1:] if argv is None else list(argv)
     given = [a for i, a in enumerate(given)  # the command that evaluates everything
              if a != "--reuse" and a != "--only" and not a.startswith("--only=") and not (i and given[i - 1] == "--only")]
-    command = command_line("pretraining.headline", given)
-    models = structure_models()
-    names = ",".join(featurizer_names(models))
+    command = command_line("pretraining.evaluation.headline", given)
+    models = bundled_structure_models()
+    names = ",".join(headline_rows(models))
     if args.only is not None:  # a re-released model's rows, and every row that reads its weights
         only = list(dict.fromkeys(r for name in args.only.split(",")
                                   for r in (rows_reading(name) if name in models else [name])))
@@ -255,12 +289,12 @@ def main(argv=None) -> int:
         options = ["--data", str(args.data_dir / spec.file), "--target", ",".join(spec.targets), "--split", args.split,
                    "--folds", str(args.folds), "--random-seeds", args.random_seeds, "--max-features", str(args.max_features)]
         if args.only is None:
-            evaluate.main([*options, "--featurizers", names, "--out", str(out)])
+            run_task([*options, "--featurizers", names, "--out", str(out)])
         else:
             if not (out / "results.json").exists():
                 raise SystemExit(f"--only needs the results of a whole run under {out}")
             with tempfile.TemporaryDirectory() as scratch:
-                evaluate.main([*options, "--featurizers", ",".join(only), "--out", scratch])
+                run_task([*options, "--featurizers", ",".join(only), "--out", scratch])
                 merge_rows(out, Path(scratch))
         directories.append(out)
     seeds = [int(s) for s in args.random_seeds.split(",")]
@@ -268,8 +302,10 @@ def main(argv=None) -> int:
     text = render(directories, records, models, seeds, command, args.folds, args.split, args.max_features)
     (args.out / "results.md").write_text(text)
     print(text)
+    if args.results is not None:
+        args.results.write_text(replace_block(args.results.read_text(), text))
     if args.readme is not None:
-        args.readme.write_text(replace_block(args.readme.read_text(), text))
+        args.readme.write_text(replace_block(args.readme.read_text(), compact_table(records, command)))
     if args.cards:
         forest = "" if args.max_features == 1.0 else f", max_features={args.max_features:g}"
         heading = (f"Random forest on frozen features{forest}, {args.folds}-fold cross-validation of the {args.split} split of "
@@ -277,7 +313,7 @@ def main(argv=None) -> int:
                    f"of the same architecture and the statistics of the input table. Made by `{command}`.")
         controls = controls_of(models)
         for model in models:
-            card = weights_io.bundled_root() / weights_io.bundled_index()[model]["directory"] / "README.md"
+            card = bundled_root() / bundled_models()[model]["directory"] / "README.md"
             set_evaluation(card, card_evaluation(records, model, controls[model], seeds, heading),
                            section=f"Headline: {args.split} split")
     return 0

@@ -7,101 +7,51 @@ import sys
 import pytest
 import torch
 
-from matssl_featurizers import weights
-from matssl_featurizers.encoders import CGCNNEncoder, MEGNetEncoder
-from matssl_featurizers.graphs import collate, structure_to_graph
-from tests.conftest import RELEASE_0_1
+from matssl_featurizers import bundled, sources
+from matssl_featurizers.bundled import sha256
+from matssl_featurizers.encoders import CGCNNEncoder, PretrainedEncoder, list_models
+from tests.conftest import save_model
+
+load = PretrainedEncoder.from_pretrained
 
 
 @pytest.fixture
 def model_dir(tmp_path):
     torch.manual_seed(0)
-    return weights.save_encoder(CGCNNEncoder(atom_fea_len=16, n_conv=2, out_dim=8), tmp_path / "model", card="# card\n")
-
-
-def test_local_directory_round_trip(model_dir, structures):
-    torch.manual_seed(0)
-    original = CGCNNEncoder(atom_fea_len=16, n_conv=2, out_dim=8).eval()
-    loaded = weights.load_encoder(model_dir)
-    batch = collate([structure_to_graph(s) for s in structures[:4]])
-    with torch.no_grad():
-        torch.testing.assert_close(loaded(batch), original(batch))
-    assert weights.encoder_arguments(json.loads((model_dir / "config.json").read_text())) == original.config
-
-
-def test_megnet_round_trip_keeps_the_set2set_weights(tmp_path, structures):
-    torch.manual_seed(0)
-    original = MEGNetEncoder(width=8, hidden=16, n_blocks=2).eval()
-    loaded = weights.load_encoder(weights.save_encoder(original, tmp_path / "megnet"))
-    assert any("readout" in key for key in loaded.state_dict())
-    batch = collate([structure_to_graph(s) for s in structures[:4]])
-    with torch.no_grad():
-        torch.testing.assert_close(loaded(batch), original(batch))
-    assert weights.feature_length(original.config) == 40
-
-
-def test_config_that_does_not_match_the_tensors_is_refused(model_dir):
-    config = json.loads((model_dir / "config.json").read_text())
-    (model_dir / "config.json").write_text(json.dumps({**config, "atom_fea_len": 32}))
-    (model_dir / "checksums.json").unlink()  # else the checksum refuses the edited config first
-    with pytest.raises(ValueError, match="does not match model.safetensors"):
-        weights.load_encoder(model_dir)
+    return save_model(CGCNNEncoder(atom_fea_len=16, n_conv=2, out_dim=8), tmp_path / "model")
 
 
 def test_missing_sources_name_themselves(tmp_path, model_dir):
     with pytest.raises(OSError, match="no-such-model"):
-        weights.load_encoder("no-such-model")
+        load("no-such-model")
     (model_dir / "model.safetensors").unlink()
     with pytest.raises(OSError, match="model.safetensors not found"):
-        weights.load_encoder(model_dir)
+        load(model_dir)
 
 
 def test_a_pickle_is_never_a_fallback_for_safetensors(model_dir):
     (model_dir / "model.safetensors").rename(model_dir / "pytorch_model.bin")
     with pytest.raises(OSError, match="model.safetensors not found"):
-        weights.load_encoder(model_dir)
+        load(model_dir)
 
 
 def test_corrupt_safetensors_file_is_refused(model_dir):
     (model_dir / "model.safetensors").write_bytes(b"not a safetensors file")
     (model_dir / "checksums.json").unlink()  # the parser, not the checksum, must refuse it
     with pytest.raises(Exception, match="(?i)header|invalid|deserializ"):
-        weights.load_encoder(model_dir)
+        load(model_dir)
 
 
 def test_bundled_default_model_is_checked_against_its_sha256(monkeypatch):
-    encoder = weights.load_encoder()
-    assert encoder.config["architecture"] == "cgcnn"
-    index = weights.bundled_index()
-    tampered = {name: {**entry, "sha256": {**entry["sha256"], "model.safetensors": "0" * 64}} for name, entry in index.items()}
-    monkeypatch.setattr(weights, "bundled_index", lambda: tampered)
-    with pytest.raises(OSError, match="sha256"):
-        weights.load_encoder(weights.DEFAULT_MODEL)
-
-
-def test_list_models_describes_the_bundled_models():
-    table = weights.list_models()
-    assert weights.DEFAULT_MODEL in table.index
-    row = table.loc[weights.DEFAULT_MODEL]
-    assert row["n_features"] == 809 and row["n_components"] >= 32 and row["default"] and row["trained_on"]
-    assert table.loc[["masked-denoising", "crystal-twins", "crystalclr", "cdssl"], "n_features"].tolist() == [809, 809, 809, 937]
-    assert (table["readout"] == "layers").all() and (table["n_components"] == 64).all()
-    assert table.loc["cdssl", "architecture"] == "megnet" and table["default"].sum() == 1
-    for name, entry in table.iterrows():
-        assert entry["weights"].startswith("bundled") and "structures" in entry["trained_on"], name
-
-
-def test_weights_of_release_0_1_still_load_with_their_head_readout(structures):
-    from matssl_featurizers import SSLStructureFeaturizer
-
-    config = json.loads((RELEASE_0_1 / "config.json").read_text())
-    assert "readout" not in config and "format_version" not in config, "a config written before the layers readout"
-    encoder = weights.load_encoder(RELEASE_0_1)
-    assert encoder.config["readout"] == "head" and encoder.out_dim == 128
-    featurizer = SSLStructureFeaturizer(weights=str(RELEASE_0_1))
-    vectors = torch.tensor(featurizer.featurize_many(structures[:6], pbar=False))
-    assert vectors.shape == (6, 128) and len(featurizer.feature_labels()) == 128 and torch.isfinite(vectors).all()
-    assert torch.linalg.matrix_rank(vectors - vectors.mean(0)) >= 4, "structures are told apart"
+    encoder = load()
+    assert encoder.config["architecture"] == "cgcnn" and encoder.name == sources.DEFAULT_MODEL
+    index = bundled.bundled_models()
+    assert sorted(index[sources.DEFAULT_MODEL]["sha256"]) == ["config.json", "metadata.json", "model.safetensors"]
+    for file in ("model.safetensors", "metadata.json"):
+        tampered = {name: {**entry, "sha256": {**entry["sha256"], file: "0" * 64}} for name, entry in index.items()}
+        monkeypatch.setattr(bundled, "bundled_models", lambda: tampered)
+        with pytest.raises(OSError, match=f"{file} does not match its recorded sha256"):
+            load(sources.DEFAULT_MODEL)
 
 
 def _lay_out_hub_cache(cache, repo, files_dir, commit):
@@ -114,9 +64,9 @@ def _lay_out_hub_cache(cache, repo, files_dir, commit):
 
 HUB_SCRIPT = """
 import sys, torch
-from matssl_featurizers import weights
+from matssl_featurizers import PretrainedEncoder
 try:
-    encoder = weights.load_encoder(sys.argv[1])
+    encoder = PretrainedEncoder.from_pretrained(sys.argv[1])
     print("OK", sum(float(p.detach().sum()) for p in encoder.parameters()))
 except OSError as err:
     print("OSError", err)
@@ -131,12 +81,12 @@ def _load_offline(source, cache):
 
 def test_hub_loading_from_an_offline_cache_honours_revisions(tmp_path, model_dir):
     cache = tmp_path / "hf" / "hub"
-    other = weights.save_encoder(CGCNNEncoder(atom_fea_len=16, n_conv=2, out_dim=8), tmp_path / "other")
+    other = save_model(CGCNNEncoder(atom_fea_len=16, n_conv=2, out_dim=8), tmp_path / "other")
     _lay_out_hub_cache(cache, "matssl/ct-test", model_dir, "a" * 40)
     _lay_out_hub_cache(cache, "matssl/ct-test", other, "b" * 40)  # refs/main now points at "b..."
 
-    expected_a = sum(float(p.detach().sum()) for p in weights.load_encoder(model_dir).parameters())
-    expected_b = sum(float(p.detach().sum()) for p in weights.load_encoder(other).parameters())
+    expected_a = sum(float(p.detach().sum()) for p in load(model_dir).parameters())
+    expected_b = sum(float(p.detach().sum()) for p in load(other).parameters())
     assert _load_offline("hf://matssl/ct-test", cache) == f"OK {expected_b}"
     assert _load_offline(f"hf://matssl/ct-test@{'a' * 40}", cache) == f"OK {expected_a}"
 
@@ -146,47 +96,47 @@ def test_hub_loading_from_an_offline_cache_honours_revisions(tmp_path, model_dir
 
 def test_malformed_hub_address_is_refused():
     with pytest.raises(ValueError, match="hf://OWNER/REPO"):
-        weights.resolve("hf://just-a-name")
+        sources.resolve("hf://just-a-name")
 
 
-def test_save_encoder_records_checksums_and_a_changed_file_is_refused(model_dir):
+def test_save_pretrained_records_checksums_and_a_changed_file_is_refused(model_dir):
     """A local directory whose files do not match its checksums.json is refused, naming the file."""
     from safetensors.torch import load_file, save_file
 
     manifest = json.loads((model_dir / "checksums.json").read_text())
-    assert manifest == {name: weights.sha256(model_dir / name) for name in ("config.json", "model.safetensors")}
-    weights.load_encoder(model_dir)
+    assert manifest == {name: sha256(model_dir / name) for name in ("config.json", "metadata.json", "model.safetensors")}
+    load(model_dir)
 
     original = (model_dir / "model.safetensors").read_bytes()
     state = load_file(model_dir / "model.safetensors")
     state = {k: v + 1 if v.is_floating_point() else v for k, v in state.items()}  # same keys and shapes: loadable
     save_file(state, model_dir / "model.safetensors", metadata={"format": "pt"})
     with pytest.raises(OSError, match=r"model\.safetensors does not match the sha256 recorded in checksums\.json"):
-        weights.load_encoder(model_dir)
+        load(model_dir)
     with pytest.raises(OSError, match="checksums.json"):
-        weights.read_config(model_dir)
+        sources.resolve(model_dir)
     (model_dir / "model.safetensors").write_bytes(original)
 
     config = json.loads((model_dir / "config.json").read_text())
     (model_dir / "config.json").write_text(json.dumps(config))  # same content, other bytes
     with pytest.raises(OSError, match=r"config\.json does not match the sha256"):
-        weights.load_encoder(model_dir)
+        load(model_dir)
     (model_dir / "checksums.json").unlink()  # a directory without a manifest claims nothing
-    assert weights.load_encoder(model_dir).config == weights.encoder_arguments(config)
+    assert load(model_dir).config == config
 
 
 def test_a_malformed_checksum_manifest_is_refused(model_dir):
     for text in ("not json", '["model.safetensors"]', '{"../model.safetensors": "00"}'):
         (model_dir / "checksums.json").write_text(text)
         with pytest.raises(OSError, match="checksums.json is not a JSON object"):
-            weights.load_encoder(model_dir)
+            load(model_dir)
     (model_dir / "checksums.json").write_text(json.dumps({"extra.bin": "0" * 64}))
     with pytest.raises(OSError, match="extra.bin, listed in checksums.json, not found"):
-        weights.load_encoder(model_dir)
+        load(model_dir)
 
 
 def test_a_pickle_only_directory_is_refused_saying_only_safetensors_are_loaded(model_dir, monkeypatch):
-    torch.save(weights.load_encoder(model_dir).state_dict(), model_dir / "pytorch_model.bin")
+    torch.save(load(model_dir).state_dict(), model_dir / "pytorch_model.bin")
     (model_dir / "model.safetensors").unlink()
 
     def never(*args, **kwargs):
@@ -194,14 +144,14 @@ def test_a_pickle_only_directory_is_refused_saying_only_safetensors_are_loaded(m
 
     monkeypatch.setattr(torch, "load", never)
     with pytest.raises(OSError, match=r"only safetensors weights are loaded, never pickles \(pytorch_model\.bin"):
-        weights.load_encoder(model_dir)
+        load(model_dir)
 
 
 HUB_ANY_ERROR_SCRIPT = """
 import sys
-from matssl_featurizers import weights
+from matssl_featurizers import PretrainedEncoder
 try:
-    encoder = weights.load_encoder(sys.argv[1])
+    encoder = PretrainedEncoder.from_pretrained(sys.argv[1])
     print("OK", sum(float(p.detach().sum()) for p in encoder.parameters()))
 except Exception as err:
     print(type(err).__name__ + ":", err)

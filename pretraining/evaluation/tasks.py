@@ -1,8 +1,8 @@
 """Labelled tasks for the evaluation protocols: rows, development / test splits, cross-validation folds
 and training subsets.
 
-``pretraining.evaluate`` (random forest on frozen features) and ``pretraining.finetune`` (the encoder
-trained end to end) read their rows with :func:`load_labelled` and split them with :func:`cv_splits`
+``pretraining.evaluation.evaluate`` (random forest on frozen features) and ``pretraining.evaluation.finetune``
+(the encoder trained end to end) read their rows with :func:`load_labelled` and split them with :func:`cv_splits`
 and :func:`training_rows`, so the same ``--data``, ``--target``, ``--split``, ``--limit``, ``--folds``,
 ``--train-sizes`` and ``--seed`` give both protocols the same test rows and the same training rows.
 Rows a featurizer or the graph builder fails on are removed from a fold afterwards, never re-split.
@@ -10,25 +10,21 @@ Rows a featurizer or the graph builder fails on are removed from a fold afterwar
 Splits: the rows of a file that have every target, ordered by id and shuffled with a fixed seed,
 give the ``test`` split (the first :data:`SPLIT_SIZE`) and the ``dev`` split (the next
 :data:`SPLIT_SIZE`). Model choices are made on ``dev``; ``test`` is read only for the released
-tables. :data:`TASKS` are the published tasks; ``python -m pretraining.tasks exclusions`` lists the ids
+tables. :data:`TASKS` are the published tasks; ``python -m pretraining.evaluation.exclusions`` lists the ids
 of their splits, which pretraining leaves out (``pretraining.run --exclude``).
-
-    python -m pretraining.tasks exclusions --data-dir ../shared/data --out eval/splits/evaluation_ids.txt
 """
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
-import sys
 from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
 
-from .data import iter_records, payload_to_structure
+from ..data import iter_records, payload_to_structure
 
 SPLITS = ("test", "dev")
 SPLIT_SIZE = 2000
@@ -148,22 +144,3 @@ def evaluation_ids(data_dir) -> list[str]:
         for split in SPLITS:
             ids.update(records[i]["id"] for i in split_positions([r["id"] for r in records], split))
     return sorted(ids)
-
-
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m pretraining.tasks", description="Evaluation splits of the published tasks.")
-    sub = p.add_subparsers(dest="command", required=True)
-    exclusions = sub.add_parser("exclusions", help="write the ids of every task's test and dev rows, one per line")
-    exclusions.add_argument("--data-dir", type=Path, default=Path("..") / "shared" / "data",
-                            help="folder with the task files (default: %(default)s)")
-    exclusions.add_argument("--out", type=Path, required=True)
-    args = p.parse_args(argv)
-    ids = evaluation_ids(args.data_dir)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text("".join(f"{i}\n" for i in ids))
-    print(f"wrote {len(ids)} ids to {args.out}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,6 +1,6 @@
 """Random forests on composition features: atom-vector statistics against matminer's element tables.
 
-    python -m pretraining.evaluate_composition --task composition/mb_comp_expt_gap.jsonl.gz:gap_expt \\
+    python -m pretraining.evaluation.evaluate_composition --task composition/mb_comp_expt_gap.jsonl.gz:gap_expt \\
         --task composition/mb_comp_jdft2d.jsonl.gz:exfoliation_en \\
         --featurizers crysatom,ElementProperty,matscholar,megnet,onehot,random --folds 5 --out eval/crysatom
 
@@ -18,19 +18,18 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from matssl_featurizers.atom_vectors import save_atom_vectors
 from matssl_featurizers.composition import CrysAtomFeaturizer
 
-from .arguments import at_least, share
-from .data import iter_records
-from .card import command_line
-from .evaluate import effective_rank, evaluate, markdown_table, write_results
+from ..arguments import at_least, share
+from ..card import command_line
+from ..data import iter_records
+from .forests import effective_rank, forest_maes, settings_of
+from .results import markdown_table, write_results
 from .tasks import cv_splits, parse_train_sizes
 
 ELEMENT_PROPERTY_PRESETS = {"ElementProperty": "magpie", "matscholar": "matscholar_el", "megnet": "megnet_el"}
@@ -72,7 +71,7 @@ def control_table(name: str, seed: int) -> pd.DataFrame:
     return pd.DataFrame(values, index=pd.Index(symbols, name="element"))
 
 
-def make_featurizer(name: str, seed: int, scratch: Path):
+def make_featurizer(name: str, seed: int):
     if name in ELEMENT_PROPERTY_PRESETS:
         from matminer.featurizers.composition import ElementProperty
 
@@ -82,7 +81,7 @@ def make_featurizer(name: str, seed: int, scratch: Path):
     if name == "crysatom":
         return CrysAtomFeaturizer()
     if name in CONTROL_TABLES:
-        return CrysAtomFeaturizer(vectors=str(save_atom_vectors(control_table(name, seed), scratch / f"{name}.csv")))
+        return CrysAtomFeaturizer(vectors=control_table(name, seed))
     _, sep, path = name.partition("=")
     if sep:
         return CrysAtomFeaturizer(vectors=path)
@@ -95,16 +94,15 @@ def featurize_task(path: str, target: str, names: list[str], args) -> tuple[dict
     featurizer the number of rows it could not featurize."""
     df = load_formulas([path], target, args.limit, args.seed)
     compositions = list(df["composition"])
-    with tempfile.TemporaryDirectory() as scratch:
-        features = {name.partition("=")[0]: np.array(make_featurizer(name, args.seed, Path(scratch)).featurize_many(
-            compositions, ignore_errors=True, pbar=True), dtype=float) for name in names}
+    features = {name.partition("=")[0]: np.array(make_featurizer(name, args.seed).featurize_many(
+        compositions, ignore_errors=True, pbar=True), dtype=float) for name in names}
     failed = {name: int((~np.isfinite(X).all(axis=1)).sum()) for name, X in features.items()}
     ok = np.all([np.isfinite(X).all(axis=1) for X in features.values()], axis=0)
     return {name: X[ok] for name, X in features.items()}, df[target].to_numpy()[ok], failed
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m pretraining.evaluate_composition", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m pretraining.evaluation.evaluate_composition", description=__doc__.split("\n")[0])
     p.add_argument("--task", required=True, action="append", metavar="FILE:TARGET")
     p.add_argument("--featurizers", default="crysatom,ElementProperty,matscholar,megnet,onehot,random")
     p.add_argument("--folds", type=at_least(2), default=5)
@@ -116,7 +114,7 @@ def main(argv=None) -> int:
     p.add_argument("--out", required=True, type=Path)
     p.add_argument("--card", type=Path, default=None, help="atom-vector directory whose card gets the table")
     args = p.parse_args(argv)
-    command = command_line("pretraining.evaluate_composition", argv)
+    command = command_line("pretraining.evaluation.evaluate_composition", argv)
     names = [n.strip() for n in args.featurizers.split(",")]
     train_sizes = parse_train_sizes(args.train_sizes)
     records, stacked, notes = [], {}, []
@@ -126,7 +124,7 @@ def main(argv=None) -> int:
             p.error(f"--task {task!r}: expected FILE:TARGET")
         features, y, failed = featurize_task(path, target, names, args)
         label = f"{Path(path).name.split('.')[0]}: {target}"
-        records += [{"target": label, **r} for r in evaluate(features, y, cv_splits(len(y), args.folds, args.seed),
+        records += [{"target": label, **r} for r in forest_maes(features, y, cv_splits(len(y), args.folds, args.seed),
                                                                              train_sizes, args.seed, max_features=args.max_features)]
         for name, X in features.items():
             stacked.setdefault(name, []).append(X)
@@ -139,7 +137,8 @@ def main(argv=None) -> int:
                f"{args.folds}-fold cross-validation on identical folds per task, MAE mean ± std over folds. "
                "Effective rank over all tasks' rows.\n\n" + "\n".join(notes))
     text = f"{summary}\n\nCommand: `{command}`\n\n{table}\n"
-    write_results(args.out, text, {"command": command, "tasks": notes,
+    write_results(args.out, text, {"command": command, "data": [t.rpartition(":")[0] for t in args.task],
+                                   "settings": settings_of(args), "tasks": notes,
                                    "features": {n: {"n_features": f, "effective_rank": r} for n, (f, r) in shapes.items()},
                                    "results": records}, [args.card] if args.card else [])
     return 0

@@ -1,13 +1,13 @@
 """Fit the principal components of an encoder's structure vectors on its pretraining corpus and store them
 with its weights, so that featurizers can return a short structure block (``n_components``).
 
-    python -m pretraining.readout_pca runs/md --data ../shared/data/mp_cgcnn.jsonl.gz ... \\
+    python -m pretraining.evaluation.readout_pca runs/md --data ../shared/data/mp_cgcnn.jsonl.gz ... \\
         --exclude eval/splits/evaluation_ids.txt --sample 20000 --components 64
 
 The vectors of ``--sample`` structures drawn with ``--seed`` (after ``--exclude``) are standardised (each
 feature by its mean and standard deviation over the sample) and the top ``--components`` eigenvectors of
 their correlation matrix kept: the encoder's ``readout_components`` buffers
-(:class:`matssl_featurizers.encoders.Readout`). MODEL is rewritten in place (config, tensors, checksums)
+(:class:`matssl_featurizers.readouts.PrincipalComponents`). MODEL is rewritten in place (config, tensors, checksums)
 and its card gets a "Principal components" section with the explained variance.
 
 ``--readout layers`` first rebuilds MODEL with that parameter-free readout of the same trained weights
@@ -18,7 +18,6 @@ and its card gets a "Principal components" section with the explained variance.
 from __future__ import annotations
 
 import argparse
-import shlex
 import sys
 from pathlib import Path
 
@@ -26,14 +25,13 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from matssl_featurizers.encoders import build_encoder
-from matssl_featurizers.weights import CARD_NAME, load_encoder, read_config, save_encoder
+from matssl_featurizers.encoders import PretrainedEncoder
+from matssl_featurizers.sources import CARD_NAME
 
-from .arguments import at_least
-from .card import describe_encoder, portable, set_section
-from .data import GraphDataset, build_graphs, graph_loader
-from .evaluate import readout_overrides, with_readout
-from .run import corpus_rows
+from ..arguments import at_least
+from ..card import command_line, describe_encoder, portable, set_section
+from ..data import GraphDataset, build_graphs, corpus_rows, graph_loader
+from .featurizer_names import readout_changes
 
 SECTION = "## Principal components"
 
@@ -62,16 +60,16 @@ def readout_vectors(encoder, store, rows: np.ndarray, batch_size: int = 256, pro
     return np.concatenate(out)
 
 
-def with_components(source, center, scale, basis):
-    """The encoder of ``source`` rebuilt with ``readout_components = basis.shape[1]`` and these buffers."""
-    trained = load_encoder(source)
-    encoder = build_encoder({**trained.config, "readout_components": basis.shape[1]})
+def with_components(trained: PretrainedEncoder, center, scale, basis) -> PretrainedEncoder:
+    """``trained`` rebuilt with ``readout_components = basis.shape[1]`` and these buffers (same metadata and card)."""
+    encoder = PretrainedEncoder.from_config({**trained.config, "readout_components": basis.shape[1]})
     state = {k: v for k, v in trained.state_dict().items() if not k.startswith("principal_components.")}
     state.update({"principal_components.center": torch.tensor(center, dtype=torch.float32),
                   "principal_components.scale": torch.tensor(scale, dtype=torch.float32),
                   "principal_components.basis": torch.tensor(basis, dtype=torch.float32)})
     encoder.load_state_dict(state)
-    return encoder
+    encoder.info, encoder.card = trained.info, trained.card
+    return encoder.eval()
 
 
 def card_section(command: str, n: int, explained: np.ndarray, rebuilt: str = "") -> str:
@@ -83,17 +81,21 @@ def card_section(command: str, n: int, explained: np.ndarray, rebuilt: str = "")
 
 def rebuild_readout(model: Path, readout: str) -> str:
     """Rewrite MODEL with the parameter-free ``readout`` of its weights; the sentence the card gets."""
-    config = read_config(model)
-    if config.get("readout") == readout:
+    trained = PretrainedEncoder.from_pretrained(model)
+    if trained.config["readout"] == readout:
         return ""
-    encoder = with_readout(model, readout_overrides(readout))
-    save_encoder(encoder, model, method=config.get("method"), max_neighbors=config.get("max_neighbors", 12))
+    try:
+        encoder = trained.with_readout(**readout_changes(readout))
+    except ValueError as err:
+        raise SystemExit(f"{model}: {err}") from None
+    encoder.card = trained.card
+    encoder.save_pretrained(model)
     return (f"Readout rebuilt as `{readout}` from the trained weights (the run trained and exported "
-            f"`{config.get('readout')}`, whose own tensors are dropped). ")
+            f"`{trained.config['readout']}`, whose own tensors are dropped). ")
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m pretraining.readout_pca", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m pretraining.evaluation.readout_pca", description=__doc__.split("\n")[0])
     p.add_argument("model", type=Path, help="an exported model directory (rewritten in place)")
     p.add_argument("--data", nargs="+", required=True, help="the pretraining corpus")
     p.add_argument("--exclude", type=Path, nargs="*", default=[], help="id files to leave out (as in pretraining.run)")
@@ -104,23 +106,22 @@ def main(argv=None) -> int:
     p.add_argument("--cache-dir", type=Path, default=None)
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
-    command = "python -m pretraining.readout_pca " + " ".join(shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
+    command = command_line("pretraining.evaluation.readout_pca", argv)
     store = build_graphs(args.data, cache_dir=args.cache_dir, progress=not args.no_progress)
     rows, _ = corpus_rows(store, args.exclude)
     rows = np.sort(np.random.default_rng(args.seed).permutation(rows)[: args.sample])
     rebuilt = rebuild_readout(args.model, args.readout) if args.readout else ""
-    encoder = load_encoder(args.model)
+    encoder = PretrainedEncoder.from_pretrained(args.model)
     vectors = readout_vectors(encoder, store, rows, progress=not args.no_progress)
     if args.components > vectors.shape[1]:
         sys.exit(f"--components {args.components} exceeds the vector length {vectors.shape[1]}")
     center, scale, basis, explained = principal_components(vectors, args.components)
-    config = read_config(args.model)
-    final = with_components(args.model, center, scale, basis)
-    save_encoder(final, args.model, method=config.get("method"), max_neighbors=config.get("max_neighbors", 12))
+    final = with_components(encoder, center, scale, basis)
+    final.save_pretrained(args.model)
     card_path = args.model / CARD_NAME
-    if not card_path.is_file():
+    if final.card is None:
         card_path.write_text(f"# {args.model.name}\n")
-    describe_encoder(card_path, final.config)
+    describe_encoder(card_path, final)
     set_section(card_path, SECTION, card_section(command, len(rows), explained, rebuilt))
     print(f"{args.model}: {args.components} components of {vectors.shape[1]} from {len(rows)} structures; "
           f"first 8 explain {explained[:8].sum():.0%}, all {explained.sum():.0%} of the variance")

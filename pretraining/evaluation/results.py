@@ -1,28 +1,54 @@
-"""One Markdown table from several ``results.json`` of ``pretraining.evaluate`` or ``pretraining.finetune``.
+"""Result files of the evaluation commands (``results.json`` + ``results.md``) and the tables built from them.
 
-    python -m pretraining.report eval/mp_cgcnn/finetune eval/castelli_perovskites/finetune --digits 3
-
-One row per featurizer (or fine-tuned model), one column per dataset, target and training size
-(``--transpose``: the other way round), MAE mean ± std over folds; the lowest mean of each dataset,
-target and training size is bold; for fine-tuning runs a line below counts the runs that reached
-the ``--epochs`` cap. Each column has at least ``--digits`` decimals and enough to show its
-smallest mean to three significant figures. Featurizers missing from a run leave their cells empty.
-
-``--versus ROW [--controls A,B]`` adds the verdict of one row against its controls (default: every other row)
-per column: lower mean MAE than every control, and lower by more than the larger of the two fold standard
-deviations for each control (the margin of the README's headline verdicts).
+A ``results.json`` holds the command that made it, its ``data`` (the files read) and ``settings`` (the command's
+options), and ``results``: one record per featurizer or fine-tuned model, target, training size and fold.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
-import shlex
-import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from ..card import set_evaluation
+
+
+def markdown_table(results: pd.DataFrame, shapes: dict | None = None, key: str = "featurizer") -> str:
+    """MAE mean ± std over folds: one row per ``key`` value, one column per target and training size,
+    plus, given ``shapes`` (name -> (n_features, effective rank)), the features and their effective rank."""
+    summary = (results.groupby(["target", "train_size", key], sort=False)
+               .agg(mean=("mae", "mean"), std=("mae", "std"), n_train=("n_train", "mean")).reset_index())
+    columns = summary[["target", "train_size"]].drop_duplicates().values.tolist()
+
+    def size_label(target, size):
+        if size != "all":
+            return f"train size {size}"
+        n = summary[(summary.target == target) & (summary.train_size == size)]["n_train"].mean()
+        return f"train size all ≈ {n:.0f}"
+
+    head = [key] + (["features (effective rank)"] if shapes else []) + [f"{t} MAE ({size_label(t, s)})" for t, s in columns]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for name in summary[key].drop_duplicates():
+        cells = [str(name)] + ([f"{shapes[name][0]} ({shapes[name][1]:.1f})"] if shapes else [])
+        for target, size in columns:
+            row = summary[(summary[key] == name) & (summary.target == target) & (summary.train_size == size)]
+            cells.append(f"{row['mean'].iloc[0]:.4f} ± {row['std'].iloc[0]:.4f}")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def write_results(out: Path, text: str, payload: dict, cards=(), section: str | None = None) -> None:
+    """Write ``results.md`` (``text``) and ``results.json`` (``payload``) to ``out``, print the text and
+    put it into the evaluation section of each model directory in ``cards`` (the subsection titled
+    ``section`` only, when given)."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.md").write_text(text)
+    (out / "results.json").write_text(json.dumps(payload, indent=1))
+    print(text)
+    for card_dir in cards:
+        set_evaluation(Path(card_dir) / "README.md", text, section)
 
 
 def load_results(directory: Path, by_run: bool = False) -> pd.DataFrame:
@@ -33,12 +59,9 @@ def load_results(directory: Path, by_run: bool = False) -> pd.DataFrame:
     records["row"] = records["featurizer"] if "featurizer" in records else records["model"]
     if by_run:
         records["row"] = Path(directory).name + ": " + records["row"]
-    words = shlex.split(payload["command"])
-    records["task"] = Path(words[words.index("--data") + 1]).name.split(".")[0]
-    if "epochs" in records:  # a fine-tuning run: which runs stopped at its --epochs cap, not by early stopping
-        from .finetune import parse_args
-
-        records["capped"] = records["epochs"] >= parse_args(words[3:]).epochs
+    records["task"] = Path(payload["data"][0]).name.split(".")[0]
+    if "epochs" in records:  # a fine-tuning run: which runs stopped at its epoch cap, not by early stopping
+        records["capped"] = records["epochs"] >= payload["settings"]["epochs"]
     return records
 
 
@@ -125,23 +148,3 @@ def combined_table(directories, digits: int = 3, transpose: bool = False, by_run
         lines += [f"| {row} | " + " | ".join(cells.get((row, *column), "") for column in columns) + " |" for row in rows]
     caps = epoch_caps(records)
     return "\n".join(lines) + (f"\n\n{caps}" if caps else "")
-
-
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m pretraining.report", description=__doc__.split("\n")[0])
-    p.add_argument("runs", nargs="+", type=Path, help="output directories of evaluate or finetune")
-    p.add_argument("--digits", type=int, default=3)
-    p.add_argument("--transpose", action="store_true", help="one row per task and training size, one column per featurizer")
-    p.add_argument("--by-run", action="store_true", help="one row per run and featurizer (runs of the same featurizers "
-                                                         "with other settings, e.g. readouts)")
-    p.add_argument("--versus", default=None, help="also print this row's verdict against --controls")
-    p.add_argument("--controls", default=None, help="with --versus: comma separated rows (default: every other row)")
-    args = p.parse_args(argv)
-    print(combined_table(args.runs, args.digits, args.transpose, args.by_run))
-    if args.versus:
-        print("\n" + versus_table(args.runs, args.versus, args.controls.split(",") if args.controls else None))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,11 +1,11 @@
 """Fine-tuning: a pretrained encoder plus a 2-layer MLP head, trained end to end on a labelled property,
 against the same architecture from random initialisation (Crystal Twins Table 2; Magar et al. 2022).
 
-    python -m pretraining.finetune --data labelled.jsonl.gz --target band_gap --model crystal-twins \\
+    python -m pretraining.evaluation.finetune --data labelled.jsonl.gz --target band_gap --model crystal-twins \\
         --folds 5 --train-sizes 100,all --limit 2000 --out finetune/
 
-The folds are those of ``pretraining.evaluate`` given the same ``--data``, ``--target``, ``--split``, ``--limit``,
-``--folds``, ``--train-sizes`` and ``--seed`` (:mod:`pretraining.tasks`); ``--split test`` with ``--limit 2000
+The folds are those of ``pretraining.evaluation.evaluate`` given the same ``--data``, ``--target``, ``--split``, ``--limit``,
+``--folds``, ``--train-sizes`` and ``--seed`` (:mod:`pretraining.evaluation.tasks`); ``--split test`` with ``--limit 2000
 --folds 5`` gives the folds of the README's headline table. Within a fold's training rows,
 ``--val-fraction`` is held out for early stopping: training stops after ``--patience`` epochs without
 a lower validation MAE, and the epoch with the lowest one is scored on the test rows. The loss is the
@@ -20,7 +20,7 @@ mean squared error of the target standardised on the training rows (as in CGCNN)
 
 The randomly initialised starts are drawn once per ``--random-seeds`` seed (rows ``random:MODEL@SEED`` when
 more than one is given), so that the pretrained encoder can be compared with several draws, as
-``pretraining.evaluate`` does for random weights. Seed 0 draws the weights of a single-seed run.
+``pretraining.evaluation.evaluate`` does for random weights. Seed 0 draws the weights of a single-seed run.
 
 Writes ``results.json`` and ``results.md`` (test MAE mean ± std over folds); ``--card DIR`` puts the
 table into those model cards.
@@ -41,14 +41,15 @@ from torch import nn
 from torch.nn import functional as F
 from tqdm.auto import tqdm
 
-from matssl_featurizers.encoders import build_encoder
+from matssl_featurizers.encoders import PretrainedEncoder
 from matssl_featurizers.graphs import collate_arrays
 from matssl_featurizers.neighbors import graph_batches
-from matssl_featurizers.weights import load_encoder, read_config
 
-from .arguments import at_least, held_out_share, positive_float
-from .card import command_line
-from .evaluate import distinct_architectures, markdown_table, write_results
+from ..arguments import at_least, held_out_share, positive_float
+from ..card import command_line
+from .featurizer_names import distinct_architectures
+from .forests import settings_of
+from .results import markdown_table, write_results
 from .tasks import SPLITS, cv_splits, load_labelled, parse_train_sizes, training_rows
 
 INITS = ("pretrained", "random", "crysatom")
@@ -63,7 +64,7 @@ class PropertyRegressor(nn.Module):
     def __init__(self, encoder: nn.Module, hidden: int = 64):
         super().__init__()
         self.encoder = encoder
-        self.head = nn.Sequential(nn.Linear(encoder.out_dim, hidden), nn.Softplus(), nn.Linear(hidden, 1))
+        self.head = nn.Sequential(nn.Linear(encoder.out_features, hidden), nn.Softplus(), nn.Linear(hidden, 1))
 
     def forward(self, batch) -> torch.Tensor:
         return self.head(self.encoder(batch)).squeeze(-1)
@@ -73,18 +74,18 @@ def build_model(model: str, init: str, seed: int, hidden: int = 64) -> PropertyR
     """The regressor for ``init`` (see the module docstring); weights not loaded are drawn with ``seed``."""
     torch.manual_seed(seed)
     if init == "pretrained":
-        encoder = load_encoder(model)
+        encoder = PretrainedEncoder.from_pretrained(model)
     elif init == "random":
-        encoder = build_encoder(read_config(model))
+        encoder = PretrainedEncoder.from_config(PretrainedEncoder.from_pretrained(model).config)
     elif init == "crysatom":
-        encoder = build_encoder({**read_config(model), "atom_input": "crysatom"})
+        encoder = PretrainedEncoder.from_config({**PretrainedEncoder.from_pretrained(model).config, "atom_input": "crysatom"})
     else:
         raise SystemExit(f"unknown --init {init!r}; known: {', '.join(INITS)}")
     return PropertyRegressor(encoder.train(), hidden)
 
 
 def run_label(model: str, init: str, seed: int | None = None) -> str:
-    """Row label: the model for ``pretrained``, ``random:MODEL`` and ``crysatom:MODEL`` (as in ``pretraining.evaluate``),
+    """Row label: the model for ``pretrained``, ``random:MODEL`` and ``crysatom:MODEL`` (as in ``pretraining.evaluation.evaluate``),
     with ``@SEED`` when ``seed`` is given."""
     if init == "pretrained":
         return model
@@ -145,7 +146,7 @@ def fit(model: PropertyRegressor, arrays: list, y: np.ndarray, train: np.ndarray
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(prog="python -m pretraining.finetune", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m pretraining.evaluation.finetune", description=__doc__.split("\n")[0])
     p.add_argument("--data", required=True, nargs="+")
     p.add_argument("--target", required=True, help="target column(s), comma separated; one model per target")
     p.add_argument("--model", required=True, help="bundled model name(s) or weights directories, comma separated")
@@ -177,7 +178,7 @@ def runs_of(models: list[str], inits: list[str]) -> list[tuple[str, str]]:
     runs = []
     for model in models:
         for init in inits:
-            if init == "crysatom" and read_config(model).get("architecture") != "cgcnn":
+            if init == "crysatom" and PretrainedEncoder.from_pretrained(model).architecture != "cgcnn":
                 continue
             if init == "pretrained" or model in firsts:
                 runs.append((model, init))
@@ -201,7 +202,7 @@ def fold_result(model_name: str, init: str, arrays: list, y: np.ndarray, fit_row
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    command = command_line("pretraining.finetune", argv)
+    command = command_line("pretraining.evaluation.finetune", argv)
     targets = [t.strip() for t in args.target.split(",")]
     models = [m.strip() for m in args.model.split(",")]
     random_seeds = [int(x) for x in args.random_seeds.split(",")]
@@ -253,7 +254,8 @@ def main(argv=None) -> int:
                + ", ".join(f"{name} {value:.1f}" for name, value in epochs.items())
                + f"; {results['seconds'].sum() / 60:.1f} min of training on {args.device}.")
     text = f"{summary}\n\nCommand: `{command}`\n\n{markdown_table(results, key='model')}\n"
-    write_results(args.out, text, {"command": command, "n_structures": int(ok.sum()), "dropped": dropped,
+    write_results(args.out, text, {"command": command, "data": [str(p) for p in args.data], "settings": settings_of(args),
+                                   "n_structures": int(ok.sum()), "dropped": dropped,
                                    "targets": targets, "split": args.split, "test_ids": [list(df.index[test]) for _, test in splits],
                                    "results": records}, args.card, args.card_section)
     return 0
