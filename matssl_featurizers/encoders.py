@@ -146,7 +146,8 @@ class PretrainedEncoder(nn.Module, ModelHubMixin, library_name="matssl-featurize
         if missing:
             raise ValueError(f"the readout {changes} needs tensors these weights lack: {missing[:3]}")
         variant.load_state_dict({k: trained[k] for k in wanted})
-        variant.info = dataclasses.replace(self.info, provenance={**self.info.provenance, "readout_changed": changes})
+        provenance = {k: v for k, v in self.info.provenance.items() if k != "earlier_fingerprints"}  # other vectors now
+        variant.info = dataclasses.replace(self.info, provenance={**provenance, "readout_changed": changes})
         return variant.to(self._device()).train(self.training)
 
     def random_like(self, seed: int, **changes) -> "PretrainedEncoder":

@@ -81,6 +81,12 @@ class SSLStructureFeaturizer(GraphFeaturizer):
         self.n_components = n_components
         self.label_prefix = label_prefix
 
+    def _check_params(self, params: dict | None = None) -> None:
+        params = self.get_params(deep=False) if params is None else params
+        if params.get("weights") is not None:  # model is not used: weights say where the encoder comes from
+            params = {k: v for k, v in params.items() if k != "model"}
+        super()._check_params(params)
+
     # -- the model -------------------------------------------------------------------------
     def encoder(self):
         """The :class:`~matssl_featurizers.encoders.PretrainedEncoder` this featurizer runs, loaded on first use

@@ -10,7 +10,7 @@ once: Z's mean within each structure holding Z, averaged over those structures. 
 project's option) exports every layer's average instead of the last one alone: the input embedding and
 each convolution, each scaled to unit length per element, concatenated. Elements that never occur
 get no vector; the card lists them. The card also gives, for the same averages taken after each layer, how
-many main-group elements have a same-group nearest neighbour (:mod:`pretraining.periodic_groups`). OUT
+many main-group elements have a same-group nearest neighbour (:mod:`pretraining.evaluation.periodic_groups`). OUT
 receives ``atom_vectors.csv`` (see :mod:`matssl_featurizers.atom_vectors`) and ``README.md``.
 """
 

@@ -5,7 +5,7 @@ cd "$(dirname "$0")/../.."
 D=../shared/data
 F=${F:-'ElementProperty,preset:hybrid+ElementProperty,masked-denoising,inputs:masked-denoising,random:masked-denoising'}
 OUT=${OUT:-eval/learning-curve/test}
-run() { python -m pretraining.evaluate --data $D/$2 --target $3 --split test --folds 5 --train-sizes 100,400 --random-seeds 0,1,2 --max-features 0.33 --featurizers "$F" --out $OUT/$1; }
+run() { python -m pretraining.evaluation.evaluate --data $D/$2 --target $3 --split test --folds 5 --train-sizes 100,400 --random-seeds 0,1,2 --max-features 0.33 --featurizers "$F" --out $OUT/$1; }
 run mp_cgcnn mp_cgcnn.jsonl.gz formation_energy_per_atom,band_gap,efermi
 run castelli_perovskites castelli_perovskites.jsonl.gz e_form
 run carbon24 carbon24.jsonl.gz energy_per_atom

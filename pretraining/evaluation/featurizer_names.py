@@ -87,11 +87,29 @@ def expand_seeds(names: list[str], seeds: list[int]) -> list[str]:
     return out
 
 
-@functools.lru_cache(maxsize=None)
 def _trained(source: str):
+    """The encoder of ``source``, loaded once per content of its files: a folder rewritten in the same process
+    (e.g. by ``readout_pca``) is read again, so that features and their cache key follow the files."""
+    return _load_trained(source, _files_key(source))
+
+
+@functools.lru_cache(maxsize=64)
+def _load_trained(source: str, files_key: tuple):
     from matssl_featurizers.encoders import PretrainedEncoder
 
     return PretrainedEncoder.from_pretrained(source)
+
+
+def _files_key(source: str) -> tuple:
+    """The sha256 of the checksummed files of a folder source; ``()`` for a bundled name (its files are checked
+    against the package's index at every load) and an ``hf://`` address (a revision of the Hub)."""
+    from matssl_featurizers.bundled import sha256
+    from matssl_featurizers.sources import CHECKSUMMED, HUB_PREFIX, bundled_names
+
+    if source.startswith(HUB_PREFIX) or source in bundled_names():
+        return ()
+    folder = Path(source)
+    return tuple((name, sha256(folder / name)) for name in CHECKSUMMED if (folder / name).is_file())
 
 
 def encoder_of(name: Name, readout: dict | None = None):

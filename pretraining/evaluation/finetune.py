@@ -71,16 +71,21 @@ class PropertyRegressor(nn.Module):
 
 
 def build_model(model: str, init: str, seed: int, hidden: int = 64) -> PropertyRegressor:
-    """The regressor for ``init`` (see the module docstring); weights not loaded are drawn with ``seed``."""
+    """The regressor for ``init`` (see the module docstring); weights not loaded are drawn with ``seed``.
+
+    Every init builds exactly one encoder after seeding (loading one builds it, and building draws its initial
+    weights), so the random encoders are the first draw of ``seed`` and every init's head is the same draw."""
+    if init not in INITS:
+        raise SystemExit(f"unknown --init {init!r}; known: {', '.join(INITS)}")
+    # the config of a random start is read before seeding: reading it loads (so builds) the trained encoder
+    config = None if init == "pretrained" else PretrainedEncoder.from_pretrained(model).config
     torch.manual_seed(seed)
     if init == "pretrained":
         encoder = PretrainedEncoder.from_pretrained(model)
     elif init == "random":
-        encoder = PretrainedEncoder.from_config(PretrainedEncoder.from_pretrained(model).config)
-    elif init == "crysatom":
-        encoder = PretrainedEncoder.from_config({**PretrainedEncoder.from_pretrained(model).config, "atom_input": "crysatom"})
+        encoder = PretrainedEncoder.from_config(config)
     else:
-        raise SystemExit(f"unknown --init {init!r}; known: {', '.join(INITS)}")
+        encoder = PretrainedEncoder.from_config({**config, "atom_input": "crysatom"})
     return PropertyRegressor(encoder.train(), hidden)
 
 

@@ -251,7 +251,7 @@ def compact_table(records: pd.DataFrame, command: str) -> str:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m pretraining.headline", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m pretraining.evaluation.headline", description=__doc__.split("\n")[0])
     p.add_argument("--split", choices=SPLITS, default="test", help="default: %(default)s")
     p.add_argument("--data-dir", type=Path, required=True, help="the folder holding the task files (the shared datasets)")
     p.add_argument("--folds", type=at_least(2), default=5, help="default: %(default)s")

@@ -3,7 +3,7 @@
     python -m pretraining.evaluation.periodic_groups crysatom cgcnn92 matscholar
 
 A table is a name or a path that :func:`matssl_featurizers.atom_vectors.load_atom_vectors` reads, or ``matscholar``
-(the mat2vec vectors in matminer's data files); the measure is :func:`pretraining.periodic_groups.same_group_share`.
+(the mat2vec vectors in matminer's data files); the measure is :func:`pretraining.evaluation.periodic_groups.same_group_share`.
 """
 
 from __future__ import annotations

@@ -18,6 +18,7 @@ and its card gets a "Principal components" section with the explained variance.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -61,14 +62,16 @@ def readout_vectors(encoder, store, rows: np.ndarray, batch_size: int = 256, pro
 
 
 def with_components(trained: PretrainedEncoder, center, scale, basis) -> PretrainedEncoder:
-    """``trained`` rebuilt with ``readout_components = basis.shape[1]`` and these buffers (same metadata and card)."""
+    """``trained`` rebuilt with ``readout_components = basis.shape[1]`` and these buffers (same metadata and card,
+    but not the fingerprints of earlier file formats: those were other weights' once the components change)."""
     encoder = PretrainedEncoder.from_config({**trained.config, "readout_components": basis.shape[1]})
     state = {k: v for k, v in trained.state_dict().items() if not k.startswith("principal_components.")}
     state.update({"principal_components.center": torch.tensor(center, dtype=torch.float32),
                   "principal_components.scale": torch.tensor(scale, dtype=torch.float32),
                   "principal_components.basis": torch.tensor(basis, dtype=torch.float32)})
     encoder.load_state_dict(state)
-    encoder.info, encoder.card = trained.info, trained.card
+    provenance = {k: v for k, v in trained.info.provenance.items() if k != "earlier_fingerprints"}
+    encoder.info, encoder.card = dataclasses.replace(trained.info, provenance=provenance), trained.card
     return encoder.eval()
 
 

@@ -2,7 +2,7 @@ import argparse
 
 import pytest
 
-from pretraining import evaluate, finetune, readout_pca
+from pretraining.evaluation import evaluate, finetune, readout_pca
 from pretraining.arguments import at_least, held_out_share, positive_float, share
 
 

@@ -8,9 +8,18 @@ from pymatgen.core import Element
 from matssl_featurizers.atom_vectors import load_atom_vectors
 from matssl_featurizers.encoders import CGCNNEncoder
 from matssl_featurizers.graphs import collate, structure_to_graph
-from matssl_featurizers.weights import save_encoder
 from pretraining import atom_vectors
 from tests.conftest import STRUCTURES_FILE
+
+
+def save_encoder(encoder, folder, card=None):
+    """``encoder`` (a ``PretrainedEncoder``) written to ``folder`` with ``card`` as its README.md (none: no card)."""
+    encoder.card = card
+    try:
+        encoder.save_pretrained(folder)
+    finally:
+        encoder.card = None
+    return folder
 
 
 @pytest.fixture(scope="module")

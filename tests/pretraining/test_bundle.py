@@ -3,8 +3,8 @@ import json
 import pytest
 import torch
 
-from matssl_featurizers import weights
-from matssl_featurizers.encoders import CGCNNEncoder
+from matssl_featurizers import bundled
+from matssl_featurizers.encoders import CGCNNEncoder, PretrainedEncoder, list_models
 from pretraining import bundle
 
 
@@ -12,20 +12,31 @@ def test_bundled_model_loads_by_name_with_its_recorded_sha256(tmp_path, monkeypa
     root = tmp_path / "models"
     root.mkdir()
     (root / "index.json").write_text("{}")
-    monkeypatch.setattr(weights, "bundled_root", lambda: root)
+    monkeypatch.setattr(bundled, "bundled_root", lambda: root)
     torch.manual_seed(0)
-    source = weights.save_encoder(CGCNNEncoder(atom_fea_len=16, n_conv=2, out_dim=8), tmp_path / "run", card="# card\n")
+    encoder = CGCNNEncoder(atom_fea_len=16, n_conv=2, out_dim=8)
+    encoder.card = "# card\n"
+    source = tmp_path / "run"
+    encoder.save_pretrained(source)
 
     bundle.main([str(source), "--name", "tiny", "--method", "crystal-twins", "--trained-on", "test fixture"])
     entry = json.loads((root / "index.json").read_text())["tiny"]
-    assert entry["sha256"]["model.safetensors"] == weights.sha256(source / "model.safetensors")
-    assert weights.load_encoder("tiny").config == weights.encoder_arguments(weights.read_config(source))
-    assert weights.list_models().loc["tiny", "n_features"] == 8
-    assert weights.read_config("tiny")["method"] == "crystal-twins", "bundle records the method in config.json"
+    assert sorted(entry["sha256"]) == ["config.json", "metadata.json", "model.safetensors"]
+    assert all(entry["sha256"][name] == bundled.sha256(root / "tiny" / name) for name in entry["sha256"])
+    assert entry["sha256"]["model.safetensors"] == bundled.sha256(source / "model.safetensors")
+    loaded = PretrainedEncoder.from_pretrained("tiny")
+    assert loaded.config == PretrainedEncoder.from_pretrained(source).config == json.loads((source / "config.json").read_text())
+    assert loaded.name == "tiny"
+    assert list_models().loc["tiny", "n_features"] == 8
+    assert loaded.info.method == "crystal-twins", "bundle records the method in metadata.json"
+    metadata = json.loads((root / "tiny" / "metadata.json").read_text())
+    assert metadata["format_version"] == 3 and metadata["method"] == "crystal-twins"
+    assert metadata["provenance"]["trained_on"] == "test fixture"
+    assert (root / "tiny" / "README.md").read_text() == "# card\n"
 
     (root / "tiny" / "model.safetensors").write_bytes((source / "model.safetensors").read_bytes()[:-4] + b"\0\0\0\0")
     with pytest.raises(OSError, match="sha256"):
-        weights.load_encoder("tiny")
+        PretrainedEncoder.from_pretrained("tiny")
 
 
 def test_bundled_atom_vectors_load_by_name_with_their_recorded_sha256(tmp_path, monkeypatch):
@@ -37,7 +48,7 @@ def test_bundled_atom_vectors_load_by_name_with_their_recorded_sha256(tmp_path, 
     root = tmp_path / "models"
     root.mkdir()
     (root / "atom_vectors.json").write_text("{}")
-    monkeypatch.setattr(weights, "bundled_root", lambda: root)
+    monkeypatch.setattr(bundled, "bundled_root", lambda: root)
     table = pd.DataFrame([[1.0, 2.0], [3.0, -1.0]], index=["Na", "Cl"])
     save_atom_vectors(table, tmp_path / "run" / "atom_vectors.csv")
     (tmp_path / "run" / "README.md").write_text("# card\n")

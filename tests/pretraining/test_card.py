@@ -1,3 +1,4 @@
+from matssl_featurizers.encoders import PretrainedEncoder
 from pretraining import card
 from pretraining.methods import ELEMENT_PROTOTYPES
 
@@ -20,8 +21,11 @@ def _crysatom_card(options):
     history = [{"epoch": 1, "train_loss": 2.0, "val_loss": 1.5, "lr": 1e-3, "seconds": 10.0}]
     data = {"paths": ["../shared/data/carbon24.jsonl.gz"], "n_structures": 10, "n_skipped": 0, "n_train": 9, "n_val": 1}
     return card.render(name="crysatom", method="crysatom", citation="", commands=["python -m pretraining.run"], data=data,
-                       options=options, history=history, exported_epoch=1,
-                       config={"architecture": "cgcnn", "atom_fea_len": 8, "n_conv": 1, "readout": "head", "out_dim": 0})
+                       options=options, history=history, exported_epoch=1, encoder=_ENCODER)
+
+
+_ENCODER = PretrainedEncoder.from_config({"architecture": "cgcnn", "atom_fea_len": 8, "n_conv": 1, "readout": "head",
+                                          "out_dim": 0})
 
 
 def test_a_card_notes_the_element_term_only_when_the_run_switched_it_on_and_records_its_options():
@@ -34,6 +38,8 @@ def test_a_card_notes_the_element_term_only_when_the_run_switched_it_on_and_reco
     assert card.PAPER_NOTES["crysatom"][0] in paper and card.PAPER_NOTES["crysatom"][0] in added
     assert card.card_options(added) == options
     assert card.card_options("# a card without options") == {}
+    assert card.vector_sentence(_ENCODER) in added and "8-dim vector" in added
+    assert card.architecture_line(_ENCODER.config) in added and '"architecture": "cgcnn"' in added
 
 
 def test_an_empty_or_missing_evaluation_section_reads_as_the_placeholder(tmp_path):
@@ -50,7 +56,7 @@ def test_command_words_with_an_apostrophe_are_double_quoted_and_every_word_reads
     import shlex
 
     words = ["--card-section", "Fine-tuned on the headline's test folds: mp_cgcnn", "it's $HOME", "a b", "plain"]
-    line = card.command_line("pretraining.finetune", words)
+    line = card.command_line("pretraining.evaluation.finetune", words)
     assert '"Fine-tuned on the headline\'s test folds: mp_cgcnn"' in line  # not '...headline'"'"'s...'
     assert shlex.split(line)[3:] == words  # "$HOME" inside stays literal: single-quoted
     assert card.portable(line) == line

@@ -36,15 +36,18 @@ def test_torchrun_with_two_gloo_processes_trains_and_rank_zero_exports_a_loadabl
     assert "torchrun --nproc_per_node 2 -m pretraining.run --method crystal-twins" in card and '"processes": 2' in card
 
     # the same files as a single-process export, and the featurizer loads them
-    assert {p.name for p in out.iterdir()} >= {"config.json", "model.safetensors", "README.md"}
+    assert {p.name for p in out.iterdir()} >= {"config.json", "metadata.json", "model.safetensors", "README.md",
+                                               "checksums.json"}
     single = tmp_path / "single"
     assert run.main(["--method", "crystal-twins", "--data", str(STRUCTURES_FILE), "--epochs", "1", "--batch-size", "16",
                      "--lr", "1e-3", "--out", str(single), "--cache-dir", str(tmp_path / "cache"), "--no-progress"]) == 0
     assert (out / "config.json").read_text() == (single / "config.json").read_text()
     ddp_weights, single_weights = load_file(out / "model.safetensors"), load_file(single / "model.safetensors")
     assert {k: (v.shape, v.dtype) for k, v in ddp_weights.items()} == {k: (v.shape, v.dtype) for k, v in single_weights.items()}
-    features = np.array(SSLStructureFeaturizer(model="ddp-ct", weights=str(out)).featurize_many(structures[:8], pbar=False))
+    featurizer = SSLStructureFeaturizer(weights=str(out))
+    features = np.array(featurizer.featurize_many(structures[:8], pbar=False))
     assert features.shape == (8, 809) and np.isfinite(features).all()
+    assert featurizer.feature_labels()[0].startswith("crystal-twins-"), "the method recorded by rank 0 names the labels"
     assert len(np.unique(features.round(6), axis=0)) == 8
 
 

@@ -5,7 +5,8 @@ import json
 
 import pytest
 
-from matssl_featurizers import weights
+from matssl_featurizers.bundled import sha256
+from matssl_featurizers.encoders import PretrainedEncoder
 from pretraining import run
 
 
@@ -39,12 +40,14 @@ def test_an_export_carries_checksums_that_the_loader_verifies(run_with_bad_rows,
     import shutil
 
     manifest = json.loads((run_with_bad_rows / "checksums.json").read_text())
-    assert manifest == {name: weights.sha256(run_with_bad_rows / name) for name in ("config.json", "model.safetensors")}
-    weights.load_encoder(run_with_bad_rows)
-    copy = shutil.copytree(run_with_bad_rows, tmp_path / "copy", ignore=shutil.ignore_patterns("training"))
-    (copy / "config.json").write_text((copy / "config.json").read_text() + "\n")
-    with pytest.raises(OSError, match=r"config\.json does not match the sha256 recorded in checksums\.json"):
-        weights.load_encoder(copy)
+    assert manifest == {name: sha256(run_with_bad_rows / name)
+                        for name in ("config.json", "metadata.json", "model.safetensors")}
+    PretrainedEncoder.from_pretrained(run_with_bad_rows)
+    for name in ("config.json", "metadata.json"):
+        copy = shutil.copytree(run_with_bad_rows, tmp_path / f"copy-{name}", ignore=shutil.ignore_patterns("training"))
+        (copy / name).write_text((copy / name).read_text() + "\n")
+        with pytest.raises(OSError, match=rf"{name.replace('.', '[.]')} does not match the sha256 recorded in checksums\.json"):
+            PretrainedEncoder.from_pretrained(copy)
 
 
 def test_push_to_hub_uploads_the_checksums(run_with_bad_rows, monkeypatch):
@@ -61,4 +64,4 @@ def test_push_to_hub_uploads_the_checksums(run_with_bad_rows, monkeypatch):
 
     monkeypatch.setattr(huggingface_hub, "HfApi", FakeApi)
     run.push_to_hub(run_with_bad_rows, "someone/ct")
-    assert "checksums.json" in uploaded
+    assert {"config.json", "metadata.json", "model.safetensors", "README.md", "checksums.json"} <= set(uploaded)

@@ -3,8 +3,10 @@ import json
 import numpy as np
 import pytest
 
-from matssl_featurizers import SSLStructureFeaturizer, weights
-from pretraining import run, training_state
+import matssl_featurizers
+from matssl_featurizers import SSLStructureFeaturizer, bundled
+from matssl_featurizers.encoders import PretrainedEncoder
+from pretraining import data, run, training_state
 from tests.conftest import STRUCTURES_FILE
 
 # the run folder in checkpoints/ behind each bundled model (models/index.json) and bundled atom-vector table
@@ -62,7 +64,8 @@ def one_epoch(tmp_path_factory):
 
 
 def test_one_epoch_exports_weights_the_featurizer_loads(one_epoch, structures):
-    assert {p.name for p in one_epoch.iterdir()} >= {"config.json", "model.safetensors", "README.md", "training"}
+    assert {p.name for p in one_epoch.iterdir()} >= {"config.json", "metadata.json", "model.safetensors", "README.md",
+                                                     "checksums.json", "training"}
     metrics = [json.loads(line) for line in (one_epoch / "training" / "metrics.jsonl").read_text().splitlines()]
     assert [m["epoch"] for m in metrics] == [1]
     assert np.isfinite(metrics[0]["train_loss"]) and np.isfinite(metrics[0]["val_loss"])
@@ -72,9 +75,21 @@ def test_one_epoch_exports_weights_the_featurizer_loads(one_epoch, structures):
     featurizer = SSLStructureFeaturizer(weights=str(one_epoch))
     features = np.array(featurizer.featurize_many(structures[:8], pbar=False))
     assert features.shape == (8, 809) and np.isfinite(features).all()  # 4 layers x mean/max/std x 64 + 41
-    assert featurizer.feature_labels()[0] == f"crystal-twins-{weights.fingerprint(one_epoch)[:8]}_0"
-    assert SSLStructureFeaturizer(weights=str(one_epoch), label_prefix="my-ct").feature_labels()[0] == "my-ct_0"
+    encoder = PretrainedEncoder.from_pretrained(one_epoch)
+    labels = featurizer.feature_labels()
+    assert labels[0] == f"crystal-twins-{encoder.fingerprint()[:8]} input mean 0"
+    assert labels == [f"crystal-twins-{encoder.fingerprint()[:8]} {label}" for label in encoder.feature_labels()]
+    assert labels[-1] == f"crystal-twins-{encoder.fingerprint()[:8]} distance histogram mean 8.0 A"
+    assert SSLStructureFeaturizer(weights=str(one_epoch), label_prefix="my-ct").feature_labels()[0] == "my-ct input mean 0"
     assert any("Crystal twins" in c for c in featurizer.citations())
+    # what the run records besides the weights (metadata.json)
+    assert encoder.info.method == "crystal-twins" and encoder.graph_settings == {"cutoff": 8.0, "max_neighbors": 12}
+    provenance = encoder.info.provenance
+    assert provenance["data"] == [STRUCTURES_FILE.name] and provenance["n_structures"] == 150
+    assert (provenance["epoch"], provenance["epochs"]) == (1, 1)
+    assert len(provenance["commands"]) == 1 and provenance["commands"][0].startswith("python -m pretraining.run --method crystal-twins")
+    assert provenance["library"] == f"matssl-featurizers {matssl_featurizers.__version__}"
+    assert json.loads((one_epoch / "config.json").read_text()) == encoder.config, "config.json: the constructor arguments only"
 
 
 def test_existing_run_needs_resume(one_epoch):
@@ -120,8 +135,6 @@ def test_the_repository_holds_no_pickle_and_only_the_runs_behind_bundled_models(
     import subprocess
     from pathlib import Path
 
-    from matssl_featurizers.atom_vectors import bundled_atom_vectors
-
     root = Path(run.__file__).resolve().parents[1]
     listed = subprocess.run(["git", "ls-files"], cwd=root, capture_output=True, text=True) if shutil.which("git") else None
     if listed is not None and listed.returncode == 0:
@@ -129,7 +142,7 @@ def test_the_repository_holds_no_pickle_and_only_the_runs_behind_bundled_models(
     else:  # no git: the working tree's checkpoints/
         files = [p.relative_to(root).as_posix() for p in (root / "checkpoints").rglob("*") if p.is_file()]
     assert [f for f in files if f.endswith((".pt", ".pth", ".pkl"))] == []
-    assert set(BUNDLED_RUNS) == set(weights.bundled_index()) | set(bundled_atom_vectors())
+    assert set(BUNDLED_RUNS) == set(bundled.bundled_models()) | set(bundled.bundled_atom_vectors())
     runs = {f.split("/")[1] for f in files if f.startswith("checkpoints/") and f.count("/") > 1}
     assert runs == set(BUNDLED_RUNS.values())
     for name in runs:
@@ -214,7 +227,7 @@ def test_push_to_hub_uploads_the_exported_files(one_epoch, monkeypatch):
     run.push_to_hub(one_epoch, "someone/crystal-twins")
     assert calls[0] == ("create", "someone/crystal-twins", True)
     assert calls[1][1:3] == (str(one_epoch), "someone/crystal-twins")
-    assert {"config.json", "model.safetensors", "README.md"} <= set(calls[1][3])
+    assert {"config.json", "metadata.json", "model.safetensors", "README.md", "checksums.json"} <= set(calls[1][3])
     assert not any("state" in pattern for pattern in calls[1][3]), "the training state stays local"
 
 
@@ -238,8 +251,10 @@ def test_other_methods_train_one_epoch_and_export_loadable_weights(tmp_path, str
         assert np.isfinite(metrics[extra_metric])
     card = (out / "README.md").read_text()
     assert f"--method {method}" in card and options[0] in card
-    features = np.array(SSLStructureFeaturizer(model=method, weights=str(out)).featurize_many(structures[:6], pbar=False))
+    featurizer = SSLStructureFeaturizer(weights=str(out))
+    features = np.array(featurizer.featurize_many(structures[:6], pbar=False))
     assert features.shape == (6, n_features) and np.isfinite(features).all()
+    assert featurizer.encoder().info.method == method and featurizer.feature_labels()[0].startswith(f"{method}-")
 
 
 def test_an_option_of_another_method_is_refused(tmp_path):
@@ -306,13 +321,13 @@ def test_a_non_finite_loss_stops_the_run_and_keeps_the_last_good_state(tmp_path,
 def test_crysatom_vectors_as_fixed_inputs_of_a_pretraining_run(tmp_path, structures):
     import torch
 
-    from matssl_featurizers.encoders import element_table
-    from matssl_featurizers.weights import load_encoder, read_config
+    from matssl_featurizers.elements import element_table
 
     out = tmp_path / "ct-crysatom"
     assert _train(out, tmp_path / "cache", "--epochs", "1", "--atom-input", "crysatom") == 0
-    assert read_config(out)["atom_input"] == "crysatom" and "atom_input" in (out / "README.md").read_text()
-    torch.testing.assert_close(load_encoder(out).element_table, element_table("crysatom"), equal_nan=True)
+    encoder = PretrainedEncoder.from_pretrained(out)
+    assert encoder.config["atom_input"] == "crysatom" and "atom_input" in (out / "README.md").read_text()
+    torch.testing.assert_close(encoder.element_table, element_table("crysatom"), equal_nan=True)
     features = np.array(SSLStructureFeaturizer(weights=str(out)).featurize_many(structures[:6], pbar=False))
     assert features.shape == (6, 809) and np.isfinite(features).all()
     with pytest.raises(SystemExit, match="--atom-input: not an option of --method cdssl"):
@@ -324,7 +339,7 @@ def test_a_run_on_a_handful_of_structures_still_validates_and_exports(tmp_path):
     assert _train(out, tmp_path / "cache", "--epochs", "1", "--limit", "12") == 0
     metrics = json.loads((out / "training" / "metrics.jsonl").read_text())
     assert np.isfinite(metrics["val_loss"]) and (out / "model.safetensors").is_file()
-    assert run.split_indices(12, 0)[1].size == 2 and run.split_indices(3, 0)[1].size == 0
+    assert data.split_indices(12, 0)[1].size == 2 and data.split_indices(3, 0)[1].size == 0
 
 
 def test_learning_rate_warms_up_then_decays_to_zero_and_resumes_on_the_same_curve(tmp_path, one_epoch):
@@ -342,17 +357,15 @@ def test_excluded_and_repeated_ids_are_left_out_and_validation_batches_are_shuff
     store = build_graphs([STRUCTURES_FILE, STRUCTURES_FILE], cache_dir=tmp_path / "cache", progress=False)
     exclude = tmp_path / "exclude.txt"
     exclude.write_text("\n".join(r["id"] for r in rows[:10]) + "\n")
-    positions, counts = run.corpus_rows(store, [exclude])
+    positions, counts = data.corpus_rows(store, [exclude])
     assert counts == {"n_duplicate_ids": len(rows), "n_excluded": 10}
     assert [store.ids[i] for i in positions] == [r["id"] for r in rows[10:]]
-    train, val = run.split_indices(1000, 0)
+    train, val = data.split_indices(1000, 0)
     assert not np.all(np.diff(val) > 0), "validation order is shuffled, not sorted by file"
     assert sorted(set(train) | set(val)) == list(range(1000))
 
 
 def test_limit_reads_only_the_first_entries(tmp_path, monkeypatch):
-    from pretraining import data
-
     parsed = []
     original = data._payload_to_arrays
     monkeypatch.setattr(data, "_payload_to_arrays", lambda payload: parsed.append(1) or original(payload))
@@ -371,8 +384,8 @@ def test_the_cli_defaults_reproduce_every_bundled_model():
     import re
     import shlex
 
-    for name, entry in weights.bundled_index().items():
-        card = (weights.bundled_root() / entry["directory"] / "README.md").read_text()
+    for name, entry in bundled.bundled_models().items():
+        card = (bundled.bundled_root() / entry["directory"] / "README.md").read_text()
         commands = re.findall(r"`(python -m pretraining\.run [^`]*)`", card)
         assert commands, name
         args = run.parse_args(shlex.split(commands[-1])[3:])
@@ -381,12 +394,10 @@ def test_the_cli_defaults_reproduce_every_bundled_model():
 
 
 def test_a_wider_cgcnn_encoder_from_the_command_line(tmp_path, structures):
-    from matssl_featurizers.weights import read_config
-
     out = tmp_path / "md-32"
     assert run.main(["--method", "masked-denoising", "--data", str(STRUCTURES_FILE), "--out", str(out), "--epochs", "1",
                      "--batch-size", "32", "--atom-fea-len", "32", "--cache-dir", str(tmp_path / "cache"), "--no-progress"]) == 0
-    assert read_config(out)["atom_fea_len"] == 32 and '"atom_fea_len": 32' in (out / "README.md").read_text()
+    assert PretrainedEncoder.from_pretrained(out).config["atom_fea_len"] == 32 and '"atom_fea_len": 32' in (out / "README.md").read_text()
     features = np.array(SSLStructureFeaturizer(weights=str(out)).featurize_many(structures[:4], pbar=False))
     assert features.shape == (4, 4 * 3 * 32 + 41) and np.isfinite(features).all()
     with pytest.raises(SystemExit, match="--atom-fea-len: not an option of --method cdssl"):

@@ -1,9 +1,9 @@
 #!/bin/bash
-# Dev-split comparison of preset:hybrid-anisotropy (see README.md); one pretraining.evaluate per dataset.
+# Dev-split comparison of preset:hybrid-anisotropy (see README.md); one pretraining.evaluation.evaluate per dataset.
 cd "$(dirname "$0")/../../.."
 D=../shared/data
 F='ElementProperty,preset:hybrid+ElementProperty,preset:hybrid-anisotropy+ElementProperty,ShellAnisotropy+ElementProperty,preset:hybrid,preset:hybrid-anisotropy,ShellAnisotropy'
-run() { python -m pretraining.evaluate --data $D/$2 --target $3 --split dev --limit 1000 --folds 3 --max-features 0.33 --featurizers "$F" --out eval/dev/hybrid-anisotropy/$1; }
+run() { python -m pretraining.evaluation.evaluate --data $D/$2 --target $3 --split dev --limit 1000 --folds 3 --max-features 0.33 --featurizers "$F" --out eval/dev/hybrid-anisotropy/$1; }
 run dielectric jarvis_dft3d.jsonl.gz epsx
 run efg jarvis_dft3d.jsonl.gz max_efg
 run jarvis jarvis_dft3d.jsonl.gz formation_energy_peratom,optb88vdw_bandgap

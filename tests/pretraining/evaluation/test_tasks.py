@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from pretraining import tasks
+from pretraining.evaluation import tasks
 from tests.conftest import STRUCTURES_FILE
 
 

@@ -1,12 +1,13 @@
 import pandas as pd
 import pytest
 
-from pretraining import headline
-from pretraining.tasks import Task
+from pretraining.evaluation import headline
+from pretraining.evaluation.featurizer_names import bundled_structure_models
+from pretraining.evaluation.tasks import Task
 
 
 def _records(rows):
-    """Per-fold records as ``pretraining.report.load_results`` gives them: (task, target, featurizer, [MAE per fold])."""
+    """Per-fold records as ``pretraining.evaluation.results.load_results`` gives them: (task, target, featurizer, [MAE per fold])."""
     return pd.DataFrame([{"task": t, "target": g, "row": r, "fold": i, "mae": m}
                          for t, g, r, maes in rows for i, m in enumerate(maes)])
 
@@ -41,9 +42,9 @@ def test_a_card_section_has_the_model_its_controls_and_its_verdict(monkeypatch):
 
 
 def test_preset_verdicts_compare_against_element_property_on_structure_sensitive_targets(monkeypatch):
-    from matssl_featurizers import hybrid
-
-    monkeypatch.setattr(hybrid, "PRESETS", {"p": ("m", "cgcnn92", 8)})
+    # a preset with magpie is the columns of another preset + ElementProperty: no verdict of its own
+    monkeypatch.setattr(headline, "PRESETS", {"p": ("m", "cgcnn92", 8, False, False), "p-magpie": ("m", "cgcnn92", 8, False, True)})
+    assert headline.headline_presets() == ["p"]
     records = _records([
         ("carbon24", "energy_per_atom", "preset:p+ElementProperty", [0.1, 0.1]),
         ("carbon24", "energy_per_atom", "ElementProperty", [0.5, 0.6]),
@@ -71,16 +72,20 @@ def test_the_readme_block_is_replaced_between_its_markers():
 
 
 def test_featurizers_cover_models_controls_and_presets():
-    names = headline.featurizer_names(headline.structure_models())
+    names = headline.headline_rows(bundled_structure_models())
     assert "ElementProperty" in names and any(n.startswith("random:") for n in names)
     assert any(n.startswith("inputs:") for n in names) and any(n.endswith("+ElementProperty") for n in names)
     # a preset with the parameter-free anisotropy block brings that block + ElementProperty as its geometry control
     assert "preset:hybrid-anisotropy+ElementProperty" in names and names[-1] == "ShellAnisotropy+ElementProperty"
+    # hybrid-anisotropy-magpie is that row already (the same columns in order): not evaluated twice
+    assert not any("magpie" in n for n in names)
+    assert headline.headline_presets() == ["hybrid", "hybrid-anisotropy"]
 
 
 def _payload(folds, features):
-    """A results.json of ``pretraining.evaluate``: featurizer -> [MAE per fold]."""
-    return {"command": "python -m pretraining.evaluate --data ../shared/data/carbon24.jsonl.gz --target energy_per_atom",
+    """A results.json of ``pretraining.evaluation.evaluate``: featurizer -> [MAE per fold]."""
+    return {"command": "python -m pretraining.evaluation.evaluate --data ../shared/data/carbon24.jsonl.gz --target energy_per_atom",
+            "data": ["../shared/data/carbon24.jsonl.gz"], "settings": {"target": "energy_per_atom", "folds": 2},
             "test_ids": folds, "features": {n: {"n_features": 4, "effective_rank": 2.0} for n in features},
             "results": [{"target": "energy_per_atom", "featurizer": n, "train_size": "all", "n_train": 8, "n_test": 2,
                          "fold": i, "mae": m} for n, maes in features.items() for i, m in enumerate(maes)]}
@@ -105,7 +110,7 @@ def test_only_replaces_the_rows_evaluated_again_and_keeps_the_others(tmp_path):
     command = new["command"].replace(str(update), str(out))
     assert merged["updated"] == [{"command": command, "featurizers": ["m"], "times": 1}]
     text = (out / "results.md").read_text()
-    assert text.startswith("Random forest on 4 structures.\n\nCommand: `python -m pretraining.evaluate")
+    assert text.startswith("Random forest on 4 structures.\n\nCommand: `python -m pretraining.evaluation.evaluate")
     assert "| m | 4 (2.0) | 1.2500 ± 0.3536 |" in text and "old table" not in text
 
     new["results"][0]["mae"] = 0.5  # the same command run again (e.g. the model re-released): one line, counted
@@ -133,12 +138,61 @@ def test_only_a_model_brings_every_row_that_reads_its_weights():
 def test_reuse_evaluates_only_the_tasks_without_results(tmp_path, monkeypatch):
     evaluated, rendered = [], []
     monkeypatch.setattr(headline, "TASKS", {"kept": Task("a.jsonl.gz", ("t",)), "added": Task("b.jsonl.gz", ("u",))})
-    monkeypatch.setattr(headline.evaluate, "main", lambda argv: evaluated.append(argv[argv.index("--out") + 1]))
+    monkeypatch.setattr(headline, "run_task", lambda options: evaluated.append(options))
     monkeypatch.setattr(headline, "load_runs", lambda directories: rendered.extend(directories) or pd.DataFrame())
     monkeypatch.setattr(headline, "render", lambda *args: "table")
     (tmp_path / "test" / "kept").mkdir(parents=True)
     (tmp_path / "test" / "kept" / "results.json").write_text("{}")
-    assert headline.main(["--reuse", "--out", str(tmp_path), "--tasks", "kept,added"]) == 0
-    assert evaluated == [str(tmp_path / "test" / "added")]
+    data = tmp_path / "data"
+    assert headline.main(["--reuse", "--data-dir", str(data), "--out", str(tmp_path), "--tasks", "kept,added"]) == 0
+    assert [options[options.index("--out") + 1] for options in evaluated] == [str(tmp_path / "test" / "added")]
+    options = evaluated[0]
+    assert options[options.index("--data") + 1] == str(data / "b.jsonl.gz") and options[options.index("--target") + 1] == "u"
+    assert options[options.index("--split") + 1] == "test"
+    assert options[options.index("--featurizers") + 1] == ",".join(headline.headline_rows(bundled_structure_models()))
     assert rendered == [tmp_path / "test" / "kept", tmp_path / "test" / "added"]
     assert (tmp_path / "results.md").read_text() == "table"
+
+
+def test_the_data_folder_must_be_given(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        headline.main(["--out", str(tmp_path)])
+    assert "the following arguments are required: --data-dir" in capsys.readouterr().err
+
+
+_COMPACT = [("carbon24", "energy_per_atom", "ElementProperty", [0.5, 0.6]),
+            ("carbon24", "energy_per_atom", "preset:hybrid-anisotropy+ElementProperty", [0.2, 0.3]),
+            ("carbon24", "energy_per_atom", "preset:hybrid+ElementProperty", [0.3, 0.3]),
+            ("carbon24", "energy_per_atom", "masked-denoising", [0.4, 0.4]),
+            ("carbon24", "energy_per_atom", "random:masked-denoising@0", [0.1, 0.1]),  # not a column of the compact table
+            ("mp_cgcnn", "band_gap", "ElementProperty", [0.1, 0.1]),
+            ("mp_cgcnn", "band_gap", "masked-denoising", [0.3, 0.5])]
+
+
+def test_the_compact_table_has_magpie_the_presets_and_the_default_model_per_target():
+    lines = headline.compact_table(_records(_COMPACT), "python -m pretraining.evaluation.headline --data-dir d").splitlines()
+    assert "made by `python -m pretraining.evaluation.headline --data-dir d`" in lines[0]
+    assert "[docs/results.md](docs/results.md)" in lines[0]
+    assert lines[2] == "| target | magpie | `hybrid-anisotropy-magpie` | `hybrid` + magpie | `masked-denoising` |"
+    assert lines[4] == "| carbon24 `energy_per_atom` | 0.55 ± 0.071 | **0.25 ± 0.071** | 0.3 ± 0 | 0.4 ± 0 |"
+    assert lines[5] == "| mp_cgcnn `band_gap` | **0.1 ± 0** | 0.4 ± 0.14 |"
+
+
+def test_results_gets_the_full_text_and_the_readme_the_compact_table(tmp_path, monkeypatch):
+    monkeypatch.setattr(headline, "TASKS", {"kept": Task("a.jsonl.gz", ("t",))})
+    monkeypatch.setattr(headline, "run_task", lambda options: pytest.fail("--reuse evaluated a task with results"))
+    monkeypatch.setattr(headline, "load_runs", lambda directories: _records(_COMPACT))
+    monkeypatch.setattr(headline, "render", lambda *args: "full table and verdicts")
+    (tmp_path / "test" / "kept").mkdir(parents=True)
+    (tmp_path / "test" / "kept" / "results.json").write_text("{}")
+    (tmp_path / "docs").mkdir()
+    results, readme = tmp_path / "docs" / "results.md", tmp_path / "README.md"
+    for path in (results, readme):
+        path.write_text(f"intro\n{headline.START}\nold\n{headline.END}\nrest\n")
+    argv = ["--data-dir", str(tmp_path / "data"), "--out", str(tmp_path), "--tasks", "kept"]
+    assert headline.main([*argv, "--reuse", "--results", str(results), "--readme", str(readme)]) == 0
+    assert results.read_text() == f"intro\n{headline.START}\nfull table and verdicts\n{headline.END}\nrest\n"
+    command = headline.command_line("pretraining.evaluation.headline", [*argv, "--results", str(results), "--readme", str(readme)])
+    compact = headline.compact_table(_records(_COMPACT), command)
+    assert readme.read_text() == f"intro\n{headline.START}\n{compact}\n{headline.END}\nrest\n"
+    assert "--reuse" not in compact, "the command that evaluates everything"

@@ -3,7 +3,7 @@ import torch
 from matssl_featurizers.graphs import GaussianDistance, collate, structure_to_graph
 from pretraining.losses import composition_similarity_loss
 from pretraining.methods import element_presence
-from pretraining.pretext_floors import composition_baseline, composition_similarity_floor, denoising_baselines, element_shares
+from pretraining.evaluation.pretext_floors import composition_baseline, composition_similarity_floor, denoising_baselines, element_shares
 
 
 def _batches(structures, size=16):
@@ -33,7 +33,7 @@ def test_no_embedding_goes_below_the_composition_similarity_floor(structures):
 def test_composition_baseline_is_the_spread_of_the_element_statistics_over_the_crystals(structures):
     import numpy as np
 
-    from matssl_featurizers.encoders import element_table
+    from matssl_featurizers.elements import element_table
 
     table = element_table("cgcnn92").numpy()
     targets = []
@@ -58,7 +58,7 @@ def test_element_shares_count_structures_not_sites(structures):
 def test_the_command_takes_the_runs_exclusions_to_find_its_validation_split(tmp_path, monkeypatch, capsys):
     import json
 
-    from pretraining import pretext_floors
+    from pretraining.evaluation import pretext_floors
     from pretraining.data import iter_records
     from tests.conftest import STRUCTURES_FILE
 

@@ -4,21 +4,24 @@ import numpy as np
 import pytest
 import torch
 
-from matssl_featurizers import weights
 from matssl_featurizers.atom_vectors import load_atom_vectors
-from pretraining import evaluate, finetune, tasks
+from matssl_featurizers.encoders import PretrainedEncoder
+from matssl_featurizers.sources import resolve
+from pretraining.evaluation import evaluate, finetune, tasks
 from tests.conftest import STRUCTURES_FILE
 
 
 def test_one_epoch_for_both_initialisations_on_the_folds_of_evaluate(tmp_path):
     args = ["--data", str(STRUCTURES_FILE), "--target", "formation_energy_per_atom,band_gap", "--folds", "2", "--seed", "1"]
-    model = weights.resolve("crystal-twins")
+    model = resolve("crystal-twins").directory
     card_dir = tmp_path / "card"
     card_dir.mkdir()
     (card_dir / "README.md").write_text((model / "README.md").read_text())
     assert finetune.main([*args, "--model", "crystal-twins", "--epochs", "1", "--out", str(tmp_path / "ft"),
                           "--card", str(card_dir), "--card-section", "Fine-tuning test"]) == 0
     results = json.loads((tmp_path / "ft" / "results.json").read_text())
+    assert results["data"] == [str(STRUCTURES_FILE)] and results["settings"]["epochs"] == 1
+    assert results["settings"]["model"] == "crystal-twins" and results["settings"]["folds"] == 2
     rows = results["results"]
     assert {(r["model"], r["init"]) for r in rows} == {("crystal-twins", "pretrained"), ("random:crystal-twins", "random")}
     assert len(rows) == 2 * 2 * 2 and all(np.isfinite(r["mae"]) and r["epochs"] == r["best_epoch"] == 1 for r in rows)
@@ -64,7 +67,7 @@ def test_random_seeds_draw_one_start_per_seed_and_seed_0_is_the_single_seed_run(
 def test_pretrained_loads_the_weights_and_random_draws_new_ones():
     pretrained = finetune.build_model("crystal-twins", "pretrained", seed=0)
     random = finetune.build_model("crystal-twins", "random", seed=0)
-    bundled = weights.load_encoder("crystal-twins").state_dict()
+    bundled = PretrainedEncoder.from_pretrained("crystal-twins").state_dict()
     for key, value in bundled.items():  # element_table has NaN rows for elements without inputs
         torch.testing.assert_close(pretrained.encoder.state_dict()[key], value, rtol=0, atol=0, equal_nan=True)
     assert not torch.equal(random.encoder.convs[0].gate.weight, bundled["convs.0.gate.weight"])
