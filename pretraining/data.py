@@ -28,7 +28,8 @@ from tqdm.auto import tqdm
 from matssl_featurizers.graphs import CUTOFF, MAX_NEIGHBORS, collate_arrays, neighbor_arrays
 from matssl_featurizers.weights import sha256
 
-CACHE_VERSION = 2  # 2: equidistant neighbours at the twelfth place chosen by site index (neighbors.graph_arrays)
+CACHE_VERSION = 3  # 2: equidistant neighbours at the twelfth place chosen by site index (neighbors.graph_arrays);
+# 3: GraphStore.source, the file each graph was read from
 STRUCTURE_FILE_PATTERNS = ("*.cif", "*.vasp", "POSCAR*", "CONTCAR*")
 
 
@@ -127,6 +128,7 @@ class GraphStore:
     """Crystal graphs of a dataset, concatenated into flat arrays with per-graph offsets."""
 
     ids: np.ndarray
+    source: np.ndarray  # per graph, the position of its file among the paths given to build_graphs
     atomic_numbers: np.ndarray
     frac_coords: np.ndarray
     lattice: np.ndarray
@@ -137,7 +139,7 @@ class GraphStore:
     skipped: int = 0
 
     @classmethod
-    def from_arrays(cls, ids, arrays: list[dict], skipped: int = 0) -> "GraphStore":
+    def from_arrays(cls, ids, source, arrays: list[dict], skipped: int = 0) -> "GraphStore":
         node_counts = [len(a["atomic_numbers"]) for a in arrays]
         edge_counts = [a["edge_index"].shape[1] for a in arrays]
 
@@ -147,6 +149,7 @@ class GraphStore:
 
         return cls(
             ids=np.asarray(ids, dtype=str),
+            source=np.asarray(source, dtype=np.int64),
             atomic_numbers=cat("atomic_numbers", dtype=np.int16),
             frac_coords=cat("frac_coords", empty_shape=(0, 3)),
             lattice=np.stack([a["lattice"] for a in arrays]).astype(np.float32) if arrays else np.zeros((0, 3, 3), np.float32),
@@ -165,8 +168,8 @@ class GraphStore:
         if n >= len(self):
             return self
         nodes, edges = int(self.node_ptr[n]), int(self.edge_ptr[n])
-        return GraphStore(ids=self.ids[:n], atomic_numbers=self.atomic_numbers[:nodes], frac_coords=self.frac_coords[:nodes],
-                          lattice=self.lattice[:n], edge_index=self.edge_index[:, :edges], edge_image=self.edge_image[:edges],
+        return GraphStore(ids=self.ids[:n], source=self.source[:n], atomic_numbers=self.atomic_numbers[:nodes],
+                          frac_coords=self.frac_coords[:nodes], lattice=self.lattice[:n], edge_index=self.edge_index[:, :edges], edge_image=self.edge_image[:edges],
                           node_ptr=self.node_ptr[:n + 1], edge_ptr=self.edge_ptr[:n + 1], skipped=0)
 
     def graph(self, i: int) -> dict:
@@ -251,9 +254,9 @@ def build_graphs(paths, cache_dir=None, workers: int = 1, strict: bool = False,
         return GraphStore.load(full).head(limit)
     if cache.is_file():
         return GraphStore.load(cache)
-    entries = (entry for path in paths for entry in iter_records(path, structure_column))
-    records = [(rid, payload) for rid, payload, _ in itertools.islice(entries, limit)]
-    payloads = [payload for _, payload in records]
+    entries = ((k, rid, payload) for k, path in enumerate(paths) for rid, payload, _ in iter_records(path, structure_column))
+    records = list(itertools.islice(entries, limit))
+    payloads = [payload for _, _, payload in records]
     bar = tqdm(total=len(records), desc="building crystal graphs", disable=not progress, unit="structure")
     if workers > 1:
         with multiprocessing.get_context("spawn").Pool(workers) as pool:
@@ -267,18 +270,19 @@ def build_graphs(paths, cache_dir=None, workers: int = 1, strict: bool = False,
             results.append(_payload_to_arrays(payload))
             bar.update()
     bar.close()
-    ids, arrays, skipped = [], [], []
-    for (rid, _), result in zip(records, results):
+    ids, source, arrays, skipped = [], [], [], []
+    for (k, rid, _), result in zip(records, results):
         if isinstance(result, str):
             if strict:
                 raise ValueError(f"entry {rid!r} cannot be read: {result} (drop --strict to skip such entries)")
             skipped.append(f"{rid}: {result}")
         else:
             ids.append(str(rid))
+            source.append(k)
             arrays.append(result)
     if skipped:
         warnings.warn(f"skipped {len(skipped)} unreadable entries, e.g. {skipped[0]}")
-    store = GraphStore.from_arrays(ids, arrays, skipped=len(skipped))
+    store = GraphStore.from_arrays(ids, source, arrays, skipped=len(skipped))
     cache_dir.mkdir(parents=True, exist_ok=True)
     store.save(cache)
     return store

@@ -344,7 +344,9 @@ def pretrain(args, world, argv) -> int:
         start_epoch = state["epoch"] + 1
         log(f"resuming after epoch {state['epoch']} (optimizer step {step})")
 
-    data_info = {"paths": [Path(p).name for p in args.data], "n_structures": n, "n_skipped": store.skipped,
+    used = np.bincount(store.source[rows], minlength=len(args.data))  # structures used, per --data file
+    data_info = {"files": [[Path(p).name, int(k)] for p, k in zip(args.data, used) if k],
+                 "n_structures": n, "n_skipped": store.skipped,
                  "n_train": len(train_idx), "n_val": len(val_idx), **left_out,
                  "exclude": [Path(p).name for p in args.exclude]}
     options = {k: v for k, v in vars(args).items()

@@ -61,6 +61,19 @@ def test_graphs_are_built_once_then_read_from_the_cache(tmp_path, monkeypatch):
     assert (second.edge_index == first.edge_index).all()
 
 
+def test_the_store_knows_the_file_of_each_graph_also_from_the_cache(tmp_path, monkeypatch):
+    first, second = tmp_path / "first.jsonl.gz", tmp_path / "second.jsonl.gz"
+    shutil.copyfile(STRUCTURES_FILE, first)
+    shutil.copyfile(STRUCTURES_FILE, second)
+    assert list(data.build_graphs([first, second], cache_dir=tmp_path / "c", progress=False, limit=160).source) == [0] * 150 + [1] * 10
+    full = data.build_graphs([first, second], cache_dir=tmp_path / "c", progress=False)
+    monkeypatch.setattr(data, "_payload_to_arrays", lambda payload: pytest.fail("graphs rebuilt despite the cache"))
+    for limit in (None, 160, 20):  # read back from the cache: the whole store, the limited one and a head of the whole
+        store = data.build_graphs([first, second], cache_dir=tmp_path / "c", progress=False, limit=limit)
+        assert (store.source == full.source[:len(store)]).all() and len(store) == (limit or 300)
+    assert list(store.source) == [0] * 20
+
+
 def test_the_cache_follows_file_contents_not_paths_or_times(tmp_path):
     copy = tmp_path / "copy" / STRUCTURES_FILE.name
     copy.parent.mkdir()

@@ -268,6 +268,18 @@ def test_limit_reads_only_the_first_entries(tmp_path, monkeypatch):
     assert len(store) == 7 and len(parsed) == 7
 
 
+def test_the_card_lists_only_the_files_structures_were_read_from(tmp_path, rows):
+    castelli, carbon = tmp_path / "castelli_perovskites.jsonl", tmp_path / "carbon24.jsonl"
+    castelli.write_text("".join(json.dumps(r) + "\n" for r in rows if r["id"].startswith(("castelli-", "cmr-"))))
+    carbon.write_text("".join(json.dumps(r) + "\n" for r in rows if r["id"].startswith("C-")))
+    out = tmp_path / "run"
+    assert run.main(["--method", "crystal-twins", "--data", str(castelli), str(carbon), "--limit", "12", "--epochs", "1",
+                     "--batch-size", "4", "--out", str(out), "--cache-dir", str(tmp_path / "cache"), "--no-progress"]) == 0
+    data = (out / "README.md").read_text().split("## Training data\n")[1].split("## Training procedure")[0]
+    assert data.startswith("- `castelli_perovskites` (12): 12 structures used")
+    assert "carbon" not in data.lower() and "Materials Project" not in data
+
+
 def test_defaults_are_the_settings_of_the_bundled_weights():
     args = run.training_settings(run.parse_args(["--method", "crystalclr", "--data", "x", "--out", "y"]))
     assert (args.epochs, args.batch_size, args.lr) == tuple(run.TRAINING_DEFAULTS["crystalclr"].values())
