@@ -25,7 +25,7 @@ TIE_TOL = 1e-8  # Å: neighbours whose distances differ by less are equally far 
 
 def check_structure(structure) -> None:
     """Raise a ``TypeError``/``ValueError`` saying why ``structure`` cannot become a graph."""
-    from pymatgen.core import IStructure
+    from pymatgen.core import DummySpecies, IStructure
 
     if not isinstance(structure, IStructure):
         raise TypeError(
@@ -39,6 +39,10 @@ def check_structure(structure) -> None:
             "the structure is disordered (partial occupancies); crystal graphs need one element per site. "
             "Order it first, e.g. with pymatgen's OrderDisorderedStructureTransformation"
         )
+    for i, species in enumerate(structure.species):
+        if isinstance(species, DummySpecies):  # its atomic number would be a hash of its symbol
+            raise ValueError(f"site {i} holds the dummy species {species}, not a chemical element; "
+                             "crystal graphs need elements H to Og")
     matrix = structure.lattice.matrix
     if not np.all(np.isfinite(matrix)) or not math.isfinite(structure.volume) or structure.volume < 1e-6:
         raise ValueError(f"the lattice is degenerate (volume {structure.volume!r} Å^3)")

@@ -1,6 +1,6 @@
 import numpy as np
 import pytest
-from pymatgen.core import Molecule
+from pymatgen.core import DummySpecies, Lattice, Molecule, Structure
 
 from matssl_featurizers.neighbors import (
     CUTOFF,
@@ -86,6 +86,10 @@ def test_site_arrays_refuse_what_cannot_become_a_graph(structures):
     disordered.replace(0, {"Fe": 0.5, "Co": 0.5})
     with pytest.raises(ValueError, match="disordered"):
         site_arrays(disordered)
+    dummy = Structure(Lattice.cubic(4.0), ["Na", DummySpecies("X")], [[0, 0, 0], [0.5, 0.5, 0.5]])
+    with pytest.raises(ValueError, match=r"^site 1 holds the dummy species X0\+, not a chemical element; crystal graphs need "
+                                         "elements H to Og$"):
+        site_arrays(dummy)
     sites = site_arrays(structures[3])
     assert set(sites) == {"atomic_numbers", "frac_coords", "cart_coords", "lattice", "pbc"}
     assert graph_arrays(sites)["edge_index"].shape[1] == MAX_NEIGHBORS * len(structures[3])
