@@ -25,7 +25,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from matssl_featurizers.graphs import CUTOFF, MAX_NEIGHBORS, collate_arrays, neighbor_arrays
+from matssl_featurizers.graphs import CUTOFF, MAX_NEIGHBORS, collate_arrays
+from matssl_featurizers.neighbors import MIN_DISTANCE, graph_arrays, site_arrays
 from matssl_featurizers.weights import sha256
 
 CACHE_VERSION = 3  # 2: equidistant neighbours at the twelfth place chosen by site index (neighbors.graph_arrays);
@@ -118,7 +119,7 @@ def payload_to_structure(payload):
 
 def _payload_to_arrays(payload):
     try:
-        return neighbor_arrays(payload_to_structure(payload))
+        return graph_arrays(site_arrays(payload_to_structure(payload)))  # overlapping sites: one warning, by build_graphs
     except Exception as err:  # reported and counted by the caller
         return f"{type(err).__name__}: {err}"
 
@@ -282,6 +283,11 @@ def build_graphs(paths, cache_dir=None, workers: int = 1, strict: bool = False,
             arrays.append(result)
     if skipped:
         warnings.warn(f"skipped {len(skipped)} unreadable entries, e.g. {skipped[0]}")
+    overlaps = [(rid, a["overlap"]) for rid, a in zip(ids, arrays) if a["overlap"] is not None]
+    if overlaps:
+        rid, (i, j, distance) = overlaps[0]
+        warnings.warn(f"{len(overlaps)} of {len(ids)} structures have two sites closer than any two atoms can be "
+                      f"({MIN_DISTANCE} Å), e.g. {rid}: sites {i} and {j}, {distance:.3f} Å apart")
     store = GraphStore.from_arrays(ids, source, arrays, skipped=len(skipped))
     cache_dir.mkdir(parents=True, exist_ok=True)
     store.save(cache)

@@ -48,6 +48,18 @@ def test_unreadable_rows_are_skipped_and_counted_or_fail_with_strict(tmp_path, r
         data.build_graphs(bad, cache_dir=tmp_path / "c2", strict=True, progress=False)
 
 
+def test_overlapping_sites_are_warned_about_once_per_build(tmp_path, rows, structures):
+    doubled = structures[0].copy()
+    doubled.append(structures[0][0].specie, structures[0][0].coords, coords_are_cartesian=True)  # a duplicated site
+    path = tmp_path / "doubled.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in [{"id": "doubled", "structure": doubled.as_dict()}, *rows[:3]]))
+    message = (r"^1 of 4 structures have two sites closer than any two atoms can be \(0\.5 Å\), e\.g\. doubled: "
+               f"sites 0 and {len(structures[0])}, 0.000 Å apart$")
+    with pytest.warns(UserWarning, match=message) as caught:
+        store = data.build_graphs(path, cache_dir=tmp_path / "cache", workers=2, progress=False)
+    assert len(caught) == 1 and len(store) == 4
+
+
 def test_graphs_are_built_once_then_read_from_the_cache(tmp_path, monkeypatch):
     first = data.build_graphs(STRUCTURES_FILE, cache_dir=tmp_path, progress=False)
     assert len(list(tmp_path.glob("*.npz"))) == 1
