@@ -5,7 +5,8 @@ dimension dominates. Writes atom_vectors_pca.png (or the path given as the first
     python examples/atom_vectors_pca.py [out.png]
 """
 
-import sys
+import argparse
+from pathlib import Path
 
 import matplotlib
 
@@ -37,7 +38,8 @@ def family(symbol: str) -> str:
     return next(name for name, test in FAMILIES if test(element))
 
 
-def main(out: str = "atom_vectors_pca.png") -> None:
+def plot(out: Path) -> None:
+    """Draw the PCA of the CrysAtom vectors into the image file ``out``."""
     table = load_atom_vectors("crysatom")
     projection = make_pipeline(StandardScaler(), PCA(n_components=2)).fit(table.to_numpy())
     xy = projection.transform(table.to_numpy())
@@ -60,5 +62,12 @@ def main(out: str = "atom_vectors_pca.png") -> None:
     print(f"wrote {out}")
 
 
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("out", nargs="?", default=Path("atom_vectors_pca.png"), type=Path,
+                        help="image file to write (default: %(default)s)")
+    plot(parser.parse_args(argv).out)
+
+
 if __name__ == "__main__":
-    main(*sys.argv[1:])
+    main()

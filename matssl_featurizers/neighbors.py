@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import math
 import multiprocessing
+import warnings
+import weakref
 from collections import deque
 from concurrent.futures import ProcessPoolExecutor
 from itertools import islice
@@ -21,11 +23,16 @@ CUTOFF = 8.0
 MAX_NEIGHBORS = 12
 NUMERICAL_TOL = 1e-8  # pymatgen's: sites closer than this are the same site
 TIE_TOL = 1e-8  # Å: neighbours whose distances differ by less are equally far (a tie)
+# Å: no two atoms of a real crystal are this close (the default tolerance of pymatgen's Structure.is_valid; the
+# shortest bond, H2's, is 0.74 Å): closer sites are duplicated or misplaced
+MIN_DISTANCE = 0.5
+
+_warned = weakref.WeakValueDictionary()  # id -> each Structure already warned about, so that it is warned about once
 
 
 def check_structure(structure) -> None:
     """Raise a ``TypeError``/``ValueError`` saying why ``structure`` cannot become a graph."""
-    from pymatgen.core import IStructure
+    from pymatgen.core import DummySpecies, IStructure
 
     if not isinstance(structure, IStructure):
         raise TypeError(
@@ -39,6 +46,10 @@ def check_structure(structure) -> None:
             "the structure is disordered (partial occupancies); crystal graphs need one element per site. "
             "Order it first, e.g. with pymatgen's OrderDisorderedStructureTransformation"
         )
+    for i, species in enumerate(structure.species):
+        if isinstance(species, DummySpecies):  # its atomic number would be a hash of its symbol
+            raise ValueError(f"site {i} holds the dummy species {species}, not a chemical element; "
+                             "crystal graphs need elements H to Og")
     matrix = structure.lattice.matrix
     if not np.all(np.isfinite(matrix)) or not math.isfinite(structure.volume) or structure.volume < 1e-6:
         raise ValueError(f"the lattice is degenerate (volume {structure.volume!r} Å^3)")
@@ -67,6 +78,10 @@ def graph_arrays(sites: dict, cutoff: float = CUTOFF, max_neighbors: int | None 
     ``TIE_TOL``) the lower site index, then image, comes first, so the graph does not depend on
     the last bits of the coordinates.
     ``max_neighbors=None`` keeps every neighbour within ``cutoff``.
+
+    Besides the graph, ``overlap`` is ``(i, j, distance)`` of the closest two distinct sites where they are
+    closer than ``MIN_DISTANCE`` (each site's nearest neighbour is kept, so the kept edges hold that pair),
+    else ``None``.
     """
     from pymatgen.optimization.neighbors import find_points_in_spheres
 
@@ -100,19 +115,39 @@ def graph_arrays(sites: dict, cutoff: float = CUTOFF, max_neighbors: int | None 
     centers, neighbors, images, distances = centers[order], neighbors[order], images[order], distances[order]
     starts = np.searchsorted(centers, centers, side="left")
     keep = (np.arange(len(centers)) - starts) < max_neighbors
+    centers, neighbors, images, distances = centers[keep], neighbors[keep], images[keep], distances[keep]
+    close = np.flatnonzero((centers != neighbors) & (distances < MIN_DISTANCE))
+    closest = close[np.argmin(distances[close])] if len(close) else None
+    overlap = None if closest is None else (*sorted((int(centers[closest]), int(neighbors[closest]))),
+                                            float(distances[closest]))
     return {
         "atomic_numbers": sites["atomic_numbers"],
         "frac_coords": sites["frac_coords"],
         "lattice": sites["lattice"],
-        "edge_index": np.stack([neighbors[keep], centers[keep]]).astype(np.int64),
-        "edge_image": np.rint(images[keep]).astype(np.int64),
-        "distances": distances[keep],
+        "edge_index": np.stack([neighbors, centers]).astype(np.int64),
+        "edge_image": np.rint(images).astype(np.int64),
+        "distances": distances,
+        "overlap": overlap,
     }
 
 
+def warn_overlap(structure, arrays, stacklevel: int = 1) -> None:
+    """Warn where the graph ``arrays`` of ``structure`` found two overlapping sites (``overlap``), once per
+    ``Structure`` object: a hybrid featurizer searches the neighbours of each structure more than once."""
+    if not isinstance(arrays, dict) or arrays["overlap"] is None or _warned.get(id(structure)) is structure:
+        return
+    _warned[id(structure)] = structure
+    i, j, distance = arrays["overlap"]
+    warnings.warn(f"sites {i} and {j} of {structure.composition.reduced_formula} are {distance:.3f} Å apart, closer "
+                  f"than any two atoms can be ({MIN_DISTANCE} Å): duplicated or misplaced sites?", UserWarning,
+                  stacklevel=stacklevel + 1)
+
+
 def neighbor_arrays(structure, cutoff: float = CUTOFF, max_neighbors: int | None = MAX_NEIGHBORS) -> dict:
-    """Numpy arrays of the crystal graph of ``structure``."""
-    return graph_arrays(site_arrays(structure), cutoff, max_neighbors)
+    """Numpy arrays of the crystal graph of ``structure``; warns where two of its sites overlap."""
+    arrays = graph_arrays(site_arrays(structure), cutoff, max_neighbors)
+    warn_overlap(structure, arrays, stacklevel=2)
+    return arrays
 
 
 def _graphs_or_errors(sites: list, cutoff: float, max_neighbors: int) -> list:
@@ -149,18 +184,29 @@ def graph_batches(structures, batch_size: int, pool: ProcessPoolExecutor | None 
     list with the graph arrays of each, or the exception that says why it has none.
 
     With a ``pool`` (:func:`worker_pool`) the neighbour search runs in its processes while the caller
-    uses the previous batches; at most ``in_flight`` batches are submitted ahead.
+    uses the previous batches; at most ``in_flight`` batches are submitted ahead. Overlapping sites are
+    warned about here, in the caller's process.
     """
     iterator = iter(structures)
-    chunks = iter(lambda: _sites_or_errors(list(islice(iterator, batch_size))), [])
+    batches = iter(lambda: list(islice(iterator, batch_size)), [])
     if pool is None:
-        for sites in chunks:
-            yield _graphs_or_errors(sites, cutoff, max_neighbors)
-        return
+        done = ((batch, _graphs_or_errors(_sites_or_errors(batch), cutoff, max_neighbors)) for batch in batches)
+    else:
+        done = _pooled(batches, pool, in_flight, cutoff, max_neighbors)
+    for batch, graphs in done:
+        for structure, graph in zip(batch, graphs):
+            warn_overlap(structure, graph, stacklevel=2)
+        yield graphs
+
+
+def _pooled(batches, pool: ProcessPoolExecutor, in_flight: int, cutoff: float, max_neighbors: int):
+    """``(batch, graphs)`` per batch of structures, the neighbour search run in ``pool``, at most ``in_flight``
+    batches submitted ahead."""
     pending = deque()
-    for sites in chunks:
-        pending.append(pool.submit(_graphs_or_errors, sites, cutoff, max_neighbors))
+    for batch in batches:
+        pending.append((batch, pool.submit(_graphs_or_errors, _sites_or_errors(batch), cutoff, max_neighbors)))
         if len(pending) >= in_flight:
-            yield pending.popleft().result()
-    while pending:
-        yield pending.popleft().result()
+            batch, future = pending.popleft()
+            yield batch, future.result()
+    for batch, future in pending:
+        yield batch, future.result()

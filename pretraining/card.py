@@ -30,6 +30,7 @@ DATA_LICENSES = {
     "carbon24": "Carbon-24, Pickard, Materials Cloud (open access)",
     "jarvis_dft3d": "JARVIS-DFT (NIST)",
 }
+MATERIALS_PROJECT_DATA = {"mp_cgcnn", "mp_topology_extra"}  # CC BY 4.0: weights trained on them carry its attribution
 LAYERS_READOUT = ("the mean, maximum and standard deviation over the sites of every CGCNN layer, input layer included, "
                   "and the mean Gaussian expansion of the edge lengths")
 PAPER_NOTES = {  # where our method differs from its paper, or where the paper is silent
@@ -155,8 +156,10 @@ def render(*, name: str, method: str, citation: str, commands: list[str], data: 
     first, last = history[0], history[-1]
     exported = next(h for h in history if h["epoch"] == exported_epoch)
     why = "lowest validation loss," if export == "best" else "the last epoch, `--export last`; validation loss"
-    sources = [Path(p).name.split(".")[0] for p in data["paths"]]
+    files = [(Path(name).name.split(".")[0], count) for name, count in data["files"]]  # the files structures came from
+    sources = {s for s, _ in files}
     licences = sorted({DATA_LICENSES.get(s, "see the data's own licence") for s in sources})
+    attribution = ", which carries the Materials Project's attribution requirement" if MATERIALS_PROJECT_DATA & sources else ""
     excluded = (f"; {data['n_excluded']} structures whose ids are listed in {', '.join(data['exclude'])} (the "
                 f"evaluation rows) and {data['n_duplicate_ids']} repeated ids left out") if data.get("exclude") else ""
     notes = "\n".join(f"- {n}" for n in method_notes(method, options))
@@ -178,10 +181,9 @@ df = featurizer.featurize_dataframe(df, "structure")
 ```
 
 ## Training data
-- {", ".join(f"`{s}`" for s in sources)}: {data["n_structures"]} structures used ({data["n_skipped"]} unreadable
+- {", ".join(f"`{s}` ({k})" for s, k in files)}: {data["n_structures"]} structures used ({data["n_skipped"]} unreadable
   skipped{excluded}); {data["n_train"]} for training, {data["n_val"]} (5 %) to validate the pretext loss. No labels.
-- Data licences: {"; ".join(licences)}. The weights are released under CC BY 4.0, which carries the Materials
-  Project's attribution requirement; the code is MIT.
+- Data licences: {"; ".join(licences)}. The weights are released under CC BY 4.0{attribution}; the code is MIT.
 
 ## Training procedure
 - command{"s (resumed with --resume)" if len(commands) > 1 else ""}: {"; then ".join(f"`{portable(c)}`" for c in commands)}

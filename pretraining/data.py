@@ -25,11 +25,13 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from matssl_featurizers.graphs import CUTOFF, MAX_NEIGHBORS, collate_arrays, neighbor_arrays
 from matssl_featurizers.bundled import sha256
+from matssl_featurizers.graphs import CUTOFF, MAX_NEIGHBORS, collate_arrays
+from matssl_featurizers.neighbors import MIN_DISTANCE, graph_arrays, site_arrays
 
 VALIDATION_FRACTION = 0.05  # of the pretraining corpus, for the validation loss
-CACHE_VERSION = 2  # 2: equidistant neighbours at the twelfth place chosen by site index (neighbors.graph_arrays)
+CACHE_VERSION = 3  # 2: equidistant neighbours at the twelfth place chosen by site index (neighbors.graph_arrays);
+# 3: GraphStore.source, the file each graph was read from
 STRUCTURE_FILE_PATTERNS = ("*.cif", "*.vasp", "POSCAR*", "CONTCAR*")
 
 
@@ -118,7 +120,7 @@ def payload_to_structure(payload):
 
 def _payload_to_arrays(payload):
     try:
-        return neighbor_arrays(payload_to_structure(payload))
+        return graph_arrays(site_arrays(payload_to_structure(payload)))  # overlapping sites: one warning, by build_graphs
     except Exception as err:  # reported and counted by the caller
         return f"{type(err).__name__}: {err}"
 
@@ -128,6 +130,7 @@ class GraphStore:
     """Crystal graphs of a dataset, concatenated into flat arrays with per-graph offsets."""
 
     ids: np.ndarray
+    source: np.ndarray  # per graph, the position of its file among the paths given to build_graphs
     atomic_numbers: np.ndarray
     frac_coords: np.ndarray
     lattice: np.ndarray
@@ -138,7 +141,7 @@ class GraphStore:
     skipped: int = 0
 
     @classmethod
-    def from_arrays(cls, ids, arrays: list[dict], skipped: int = 0) -> "GraphStore":
+    def from_arrays(cls, ids, source, arrays: list[dict], skipped: int = 0) -> "GraphStore":
         node_counts = [len(a["atomic_numbers"]) for a in arrays]
         edge_counts = [a["edge_index"].shape[1] for a in arrays]
 
@@ -148,6 +151,7 @@ class GraphStore:
 
         return cls(
             ids=np.asarray(ids, dtype=str),
+            source=np.asarray(source, dtype=np.int64),
             atomic_numbers=cat("atomic_numbers", dtype=np.int16),
             frac_coords=cat("frac_coords", empty_shape=(0, 3)),
             lattice=np.stack([a["lattice"] for a in arrays]).astype(np.float32) if arrays else np.zeros((0, 3, 3), np.float32),
@@ -166,8 +170,8 @@ class GraphStore:
         if n >= len(self):
             return self
         nodes, edges = int(self.node_ptr[n]), int(self.edge_ptr[n])
-        return GraphStore(ids=self.ids[:n], atomic_numbers=self.atomic_numbers[:nodes], frac_coords=self.frac_coords[:nodes],
-                          lattice=self.lattice[:n], edge_index=self.edge_index[:, :edges], edge_image=self.edge_image[:edges],
+        return GraphStore(ids=self.ids[:n], source=self.source[:n], atomic_numbers=self.atomic_numbers[:nodes],
+                          frac_coords=self.frac_coords[:nodes], lattice=self.lattice[:n], edge_index=self.edge_index[:, :edges], edge_image=self.edge_image[:edges],
                           node_ptr=self.node_ptr[:n + 1], edge_ptr=self.edge_ptr[:n + 1], skipped=0)
 
     def graph(self, i: int) -> dict:
@@ -252,9 +256,9 @@ def build_graphs(paths, cache_dir=None, workers: int = 1, strict: bool = False,
         return GraphStore.load(full).head(limit)
     if cache.is_file():
         return GraphStore.load(cache)
-    entries = (entry for path in paths for entry in iter_records(path, structure_column))
-    records = [(rid, payload) for rid, payload, _ in itertools.islice(entries, limit)]
-    payloads = [payload for _, payload in records]
+    entries = ((k, rid, payload) for k, path in enumerate(paths) for rid, payload, _ in iter_records(path, structure_column))
+    records = list(itertools.islice(entries, limit))
+    payloads = [payload for _, _, payload in records]
     bar = tqdm(total=len(records), desc="building crystal graphs", disable=not progress, unit="structure")
     if workers > 1:
         with multiprocessing.get_context("spawn").Pool(workers) as pool:
@@ -268,18 +272,24 @@ def build_graphs(paths, cache_dir=None, workers: int = 1, strict: bool = False,
             results.append(_payload_to_arrays(payload))
             bar.update()
     bar.close()
-    ids, arrays, skipped = [], [], []
-    for (rid, _), result in zip(records, results):
+    ids, source, arrays, skipped = [], [], [], []
+    for (k, rid, _), result in zip(records, results):
         if isinstance(result, str):
             if strict:
                 raise ValueError(f"entry {rid!r} cannot be read: {result} (drop --strict to skip such entries)")
             skipped.append(f"{rid}: {result}")
         else:
             ids.append(str(rid))
+            source.append(k)
             arrays.append(result)
     if skipped:
         warnings.warn(f"skipped {len(skipped)} unreadable entries, e.g. {skipped[0]}")
-    store = GraphStore.from_arrays(ids, arrays, skipped=len(skipped))
+    overlaps = [(rid, a["overlap"]) for rid, a in zip(ids, arrays) if a["overlap"] is not None]
+    if overlaps:
+        rid, (i, j, distance) = overlaps[0]
+        warnings.warn(f"{len(overlaps)} of {len(ids)} structures have two sites closer than any two atoms can be "
+                      f"({MIN_DISTANCE} Å), e.g. {rid}: sites {i} and {j}, {distance:.3f} Å apart")
+    store = GraphStore.from_arrays(ids, source, arrays, skipped=len(skipped))
     cache_dir.mkdir(parents=True, exist_ok=True)
     store.save(cache)
     return store

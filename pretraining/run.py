@@ -48,7 +48,7 @@ TRAINING_DEFAULTS = {  # the settings that produced the bundled weights
     "crystal-twins": {"epochs": 9, "batch_size": 128, "lr": 5e-4},
     "crystalclr": {"epochs": 10, "batch_size": 256, "lr": 5e-4},
     "cdssl": {"epochs": 45, "batch_size": 128, "lr": 1e-3},
-    "crysatom": {"epochs": 4, "batch_size": 128, "lr": 1e-3},
+    "crysatom": {"epochs": 3, "batch_size": 128, "lr": 1e-3},  # the bundled vectors' run stopped after epoch 1 of 3
     "masked-denoising": {"epochs": 20, "batch_size": 128, "lr": 1e-3},
 }
 
@@ -252,7 +252,7 @@ def export(args, method, chosen, history, data_info, options, commands) -> None:
                                 data=data_info, options=options, history=history, exported_epoch=chosen["epoch"],
                                 encoder=exported, evaluation=evaluation, export=args.export)
     exported.info = ModelInfo(method=args.method, cutoff=exported.info.cutoff, provenance={
-        "data": data_info["paths"], "n_structures": data_info["n_structures"], "epoch": chosen["epoch"],
+        "data": {name: count for name, count in data_info["files"]}, "n_structures": data_info["n_structures"], "epoch": chosen["epoch"],
         "epochs": args.epochs, "commands": commands, "library": f"matssl-featurizers {matssl_featurizers.__version__}"})
     exported.save_pretrained(args.out)
 
@@ -319,7 +319,9 @@ def pretrain(args, world, argv) -> int:
         start_epoch = state["epoch"] + 1
         log(f"resuming after epoch {state['epoch']} (optimizer step {step})")
 
-    data_info = {"paths": [Path(p).name for p in args.data], "n_structures": n, "n_skipped": store.skipped,
+    used = np.bincount(store.source[rows], minlength=len(args.data))  # structures used, per --data file
+    data_info = {"files": [[Path(p).name, int(k)] for p, k in zip(args.data, used) if k],
+                 "n_structures": n, "n_skipped": store.skipped,
                  "n_train": len(train_idx), "n_val": len(val_idx), **left_out,
                  "exclude": [Path(p).name for p in args.exclude]}
     options = {k: v for k, v in vars(args).items()

@@ -15,12 +15,16 @@ from .conftest import STRUCTURES_FILE, flat_cell
 EXAMPLES = Path(__file__).parents[1] / "examples"
 
 
-@pytest.fixture(scope="module")
-def compare_with_magpie():
-    spec = importlib.util.spec_from_file_location("compare_with_magpie", EXAMPLES / "compare_with_magpie.py")
+def load_example(name: str):
+    spec = importlib.util.spec_from_file_location(name, EXAMPLES / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+@pytest.fixture(scope="module")
+def compare_with_magpie():
+    return load_example("compare_with_magpie")
 
 
 @pytest.fixture(scope="module")
@@ -70,3 +74,14 @@ def test_the_verdict_names_the_gain_its_folds_and_whether_it_exceeds_a_fold_std(
     assert compare_with_magpie.verdict(table, "p").endswith("by 0.02, on 4 of 5 folds (within a fold std: not a clear gain).")
     table.loc["preset:p+ElementProperty", "MAE"] = 0.31
     assert compare_with_magpie.verdict(table, "p").endswith("is not lower than ElementProperty alone here.")
+
+
+def test_atom_vectors_pca_prints_its_usage_on_help_and_writes_the_image_it_is_given(tmp_path, monkeypatch, capsys):
+    atom_vectors_pca = load_example("atom_vectors_pca")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as done:
+        atom_vectors_pca.main(["--help"])
+    assert done.value.code == 0 and "usage:" in capsys.readouterr().out
+    assert not list(tmp_path.iterdir()), "--help writes nothing"
+    atom_vectors_pca.main(["pca.png"])
+    assert [p.name for p in tmp_path.iterdir()] == ["pca.png"]

@@ -288,7 +288,7 @@ def _bad_input_case(case, featurizer, structures, rows):
         # a learned embedding has a (possibly untrained) row for every element; the cgcnn92 table stops at Fm
         return value, None if featurizer.encoder().config.get("atom_input", "embedding") == "embedding" else r"no cgcnn92 input vector for element\(s\) Og"
     if case == "dummy species":
-        return Structure(Lattice.cubic(4.0), ["X", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]]), "not chemical elements"
+        return Structure(Lattice.cubic(4.0), ["X", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]]), r"dummy species X0\+, not a chemical element"
     if case == "Molecule":
         return Molecule(["C", "O"], [[0, 0, 0], [0, 0, 1.13]]), "got Molecule"
     if case == "None":

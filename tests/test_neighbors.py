@@ -1,10 +1,13 @@
+import warnings
+
 import numpy as np
 import pytest
-from pymatgen.core import Molecule
+from pymatgen.core import DummySpecies, Lattice, Molecule, Structure
 
 from matssl_featurizers.neighbors import (
     CUTOFF,
     MAX_NEIGHBORS,
+    MIN_DISTANCE,
     TIE_TOL,
     graph_arrays,
     graph_batches,
@@ -86,6 +89,10 @@ def test_site_arrays_refuse_what_cannot_become_a_graph(structures):
     disordered.replace(0, {"Fe": 0.5, "Co": 0.5})
     with pytest.raises(ValueError, match="disordered"):
         site_arrays(disordered)
+    dummy = Structure(Lattice.cubic(4.0), ["Na", DummySpecies("X")], [[0, 0, 0], [0.5, 0.5, 0.5]])
+    with pytest.raises(ValueError, match=r"^site 1 holds the dummy species X0\+, not a chemical element; crystal graphs need "
+                                         "elements H to Og$"):
+        site_arrays(dummy)
     sites = site_arrays(structures[3])
     assert set(sites) == {"atomic_numbers", "frac_coords", "cart_coords", "lattice", "pbc"}
     assert graph_arrays(sites)["edge_index"].shape[1] == MAX_NEIGHBORS * len(structures[3])
@@ -97,3 +104,53 @@ def test_without_a_neighbour_limit_every_neighbour_within_the_cutoff_is_kept(str
         centers = structure.get_neighbor_list(r=6.0)[0]  # pymatgen's list (no self pairs at distance 0 here)
         np.testing.assert_array_equal(np.bincount(arrays["edge_index"][1], minlength=len(structure)),
                                       np.bincount(centers, minlength=len(structure)))
+
+
+def _with_a_copy_of_site_0(structure, shift: float):
+    """``structure`` with a copy of its site 0 ``shift`` Å away along x (a minimal invalid input)."""
+    overlapping = structure.copy()
+    overlapping.append(structure[0].specie, structure[0].coords + [shift, 0.0, 0.0], coords_are_cartesian=True)
+    return overlapping
+
+
+def _overlap_warnings(run) -> list[str]:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        run()
+    return [str(w.message) for w in caught if "closer than" in str(w.message)]
+
+
+def test_sites_closer_than_half_an_angstrom_are_found_and_warned_about_in_the_callers_process(structures):
+    assert _overlap_warnings(lambda: [neighbor_arrays(s)["overlap"] for s in structures]) == []
+    assert all(neighbor_arrays(s)["overlap"] is None for s in structures)
+    n = len(structures[3])
+    shifted = _with_a_copy_of_site_0(structures[3], 0.3)
+    assert graph_arrays(site_arrays(shifted))["overlap"] == (0, n, pytest.approx(0.3))
+    assert not shifted.is_valid(MIN_DISTANCE) and _with_a_copy_of_site_0(structures[3], 0.6).is_valid(MIN_DISTANCE)
+    assert graph_arrays(site_arrays(_with_a_copy_of_site_0(structures[3], 0.6)))["overlap"] is None
+    formula = shifted.composition.reduced_formula
+    assert _overlap_warnings(lambda: neighbor_arrays(_with_a_copy_of_site_0(structures[3], 0.0))) == [
+        f"sites 0 and {n} of {formula} are 0.000 Å apart, closer than any two atoms can be (0.5 Å): duplicated or "
+        "misplaced sites?"]
+    other = _with_a_copy_of_site_0(structures[5], 0.1)
+    entries = [shifted, *structures[:9], other]
+    with worker_pool(2) as pool:
+        found = _overlap_warnings(lambda: list(graph_batches(iter(entries), batch_size=4, pool=pool)))
+    assert [m.split(" Å")[0] for m in found] == [
+        f"sites 0 and {n} of {formula} are 0.300",
+        f"sites 0 and {len(structures[5])} of {other.composition.reduced_formula} are 0.100"]
+
+
+def test_every_featurizer_path_warns_once_per_structure(structures):
+    from matssl_featurizers import HybridStructureFeaturizer, SSLStructureFeaturizer
+
+    def overlapping():
+        return _with_a_copy_of_site_0(structures[3], 0.2)
+
+    featurizer = SSLStructureFeaturizer()
+    hybrid = HybridStructureFeaturizer.from_preset("hybrid-anisotropy")  # two neighbour searches per structure
+    for run in (lambda: featurizer.featurize(overlapping()), lambda: featurizer.featurize_many([overlapping()], pbar=False),
+                lambda: hybrid.featurize(overlapping()), lambda: hybrid.featurize_many([overlapping()], pbar=False)):
+        assert len(_overlap_warnings(run)) == 1
+    once = overlapping()
+    assert len(_overlap_warnings(lambda: [featurizer.featurize(once), featurizer.featurize(once)])) == 1

@@ -17,9 +17,10 @@ def test_a_subsection_is_replaced_in_place_or_appended(tmp_path):
     assert card.evaluation_of(path) == "everything"
 
 
-def _crysatom_card(options):
+def _crysatom_card(options, files=(("carbon24.jsonl.gz", 10),)):
     history = [{"epoch": 1, "train_loss": 2.0, "val_loss": 1.5, "lr": 1e-3, "seconds": 10.0}]
-    data = {"paths": ["../shared/data/carbon24.jsonl.gz"], "n_structures": 10, "n_skipped": 0, "n_train": 9, "n_val": 1}
+    data = {"files": [list(f) for f in files], "n_structures": sum(k for _, k in files), "n_skipped": 0, "n_train": 9,
+            "n_val": 1}
     return card.render(name="crysatom", method="crysatom", citation="", commands=["python -m pretraining.run"], data=data,
                        options=options, history=history, exported_epoch=1, encoder=_ENCODER)
 
@@ -40,6 +41,14 @@ def test_a_card_notes_the_element_term_only_when_the_run_switched_it_on_and_reco
     assert card.card_options("# a card without options") == {}
     assert card.vector_sentence(_ENCODER) in added and "8-dim vector" in added
     assert card.architecture_line(_ENCODER.config) in added and '"architecture": "cgcnn"' in added
+
+
+def test_the_data_section_names_each_file_with_its_count_and_the_mp_attribution_only_for_mp_data():
+    carbon = _crysatom_card({})
+    assert "- `carbon24` (10): 10 structures used" in carbon and "Materials Project" not in carbon
+    both = _crysatom_card({}, files=[("mp_cgcnn.jsonl.gz", 6), ("carbon24.jsonl.gz", 4)])
+    assert "- `mp_cgcnn` (6), `carbon24` (4): 10 structures used" in both
+    assert "Materials Project (CC BY 4.0)" in both and "which carries the Materials Project's attribution" in both
 
 
 def test_an_empty_or_missing_evaluation_section_reads_as_the_placeholder(tmp_path):

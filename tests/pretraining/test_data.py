@@ -48,6 +48,18 @@ def test_unreadable_rows_are_skipped_and_counted_or_fail_with_strict(tmp_path, r
         data.build_graphs(bad, cache_dir=tmp_path / "c2", strict=True, progress=False)
 
 
+def test_overlapping_sites_are_warned_about_once_per_build(tmp_path, rows, structures):
+    doubled = structures[0].copy()
+    doubled.append(structures[0][0].specie, structures[0][0].coords, coords_are_cartesian=True)  # a duplicated site
+    path = tmp_path / "doubled.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in [{"id": "doubled", "structure": doubled.as_dict()}, *rows[:3]]))
+    message = (r"^1 of 4 structures have two sites closer than any two atoms can be \(0\.5 Å\), e\.g\. doubled: "
+               f"sites 0 and {len(structures[0])}, 0.000 Å apart$")
+    with pytest.warns(UserWarning, match=message) as caught:
+        store = data.build_graphs(path, cache_dir=tmp_path / "cache", workers=2, progress=False)
+    assert len(caught) == 1 and len(store) == 4
+
+
 def test_graphs_are_built_once_then_read_from_the_cache(tmp_path, monkeypatch):
     first = data.build_graphs(STRUCTURES_FILE, cache_dir=tmp_path, progress=False)
     assert len(list(tmp_path.glob("*.npz"))) == 1
@@ -59,6 +71,19 @@ def test_graphs_are_built_once_then_read_from_the_cache(tmp_path, monkeypatch):
     second = data.build_graphs(STRUCTURES_FILE, cache_dir=tmp_path, progress=False)
     assert len(second) == len(first) == 150
     assert (second.edge_index == first.edge_index).all()
+
+
+def test_the_store_knows_the_file_of_each_graph_also_from_the_cache(tmp_path, monkeypatch):
+    first, second = tmp_path / "first.jsonl.gz", tmp_path / "second.jsonl.gz"
+    shutil.copyfile(STRUCTURES_FILE, first)
+    shutil.copyfile(STRUCTURES_FILE, second)
+    assert list(data.build_graphs([first, second], cache_dir=tmp_path / "c", progress=False, limit=160).source) == [0] * 150 + [1] * 10
+    full = data.build_graphs([first, second], cache_dir=tmp_path / "c", progress=False)
+    monkeypatch.setattr(data, "_payload_to_arrays", lambda payload: pytest.fail("graphs rebuilt despite the cache"))
+    for limit in (None, 160, 20):  # read back from the cache: the whole store, the limited one and a head of the whole
+        store = data.build_graphs([first, second], cache_dir=tmp_path / "c", progress=False, limit=limit)
+        assert (store.source == full.source[:len(store)]).all() and len(store) == (limit or 300)
+    assert list(store.source) == [0] * 20
 
 
 def test_the_cache_follows_file_contents_not_paths_or_times(tmp_path):

@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -373,6 +374,18 @@ def test_limit_reads_only_the_first_entries(tmp_path, monkeypatch):
     assert len(store) == 7 and len(parsed) == 7
 
 
+def test_the_card_lists_only_the_files_structures_were_read_from(tmp_path, rows):
+    castelli, carbon = tmp_path / "castelli_perovskites.jsonl", tmp_path / "carbon24.jsonl"
+    castelli.write_text("".join(json.dumps(r) + "\n" for r in rows if r["id"].startswith(("castelli-", "cmr-"))))
+    carbon.write_text("".join(json.dumps(r) + "\n" for r in rows if r["id"].startswith("C-")))
+    out = tmp_path / "run"
+    assert run.main(["--method", "crystal-twins", "--data", str(castelli), str(carbon), "--limit", "12", "--epochs", "1",
+                     "--batch-size", "4", "--out", str(out), "--cache-dir", str(tmp_path / "cache"), "--no-progress"]) == 0
+    data = (out / "README.md").read_text().split("## Training data\n")[1].split("## Training procedure")[0]
+    assert data.startswith("- `castelli_perovskites` (12): 12 structures used")
+    assert "carbon" not in data.lower() and "Materials Project" not in data
+
+
 def test_defaults_are_the_settings_of_the_bundled_weights():
     args = run.training_settings(run.parse_args(["--method", "crystalclr", "--data", "x", "--out", "y"]))
     assert (args.epochs, args.batch_size, args.lr) == tuple(run.TRAINING_DEFAULTS["crystalclr"].values())
@@ -380,17 +393,21 @@ def test_defaults_are_the_settings_of_the_bundled_weights():
 
 
 def test_the_cli_defaults_reproduce_every_bundled_model():
-    """`python -m pretraining.run --method M` without --epochs/--batch-size/--lr trains as the bundled M was."""
+    """`python -m pretraining.run --method M` without --epochs/--batch-size/--lr trains as the bundled M was: the
+    four models' cards and the CrysAtom vectors' card record the run (its last command, for a resumed one)."""
     import re
     import shlex
 
-    for name, entry in bundled.bundled_models().items():
-        card = (bundled.bundled_root() / entry["directory"] / "README.md").read_text()
-        commands = re.findall(r"`(python -m pretraining\.run [^`]*)`", card)
-        assert commands, name
-        args = run.parse_args(shlex.split(commands[-1])[3:])
-        defaults = run.TRAINING_DEFAULTS[entry["method"]]
-        assert (args.epochs, args.batch_size, args.lr) == (defaults["epochs"], defaults["batch_size"], defaults["lr"]), name
+    import matssl_featurizers
+
+    methods = set()
+    for card in sorted((Path(matssl_featurizers.__file__).parent / "models").glob("*/README.md")):
+        line = next(line for line in card.read_text().splitlines() if line.startswith("- command"))
+        args = run.parse_args(shlex.split(re.findall(r"`(python -m pretraining\.run [^`]*)`", line)[-1])[3:])
+        defaults = run.TRAINING_DEFAULTS[args.method]
+        assert (args.epochs, args.batch_size, args.lr) == (defaults["epochs"], defaults["batch_size"], defaults["lr"]), card
+        methods.add(args.method)
+    assert methods == set(run.TRAINING_DEFAULTS)
 
 
 def test_a_wider_cgcnn_encoder_from_the_command_line(tmp_path, structures):
