@@ -30,6 +30,7 @@ import time
 from functools import partial
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch.utils.data import DistributedSampler
 from tqdm.auto import tqdm
@@ -252,7 +253,7 @@ def export(args, method, chosen, history, data_info, options, commands) -> None:
                                 data=data_info, options=options, history=history, exported_epoch=chosen["epoch"],
                                 encoder=exported, evaluation=evaluation, export=args.export)
     exported.info = ModelInfo(method=args.method, cutoff=exported.info.cutoff, provenance={
-        "data": {name: count for name, count in data_info["files"]}, "n_structures": data_info["n_structures"], "epoch": chosen["epoch"],
+        "data": dict(data_info["files"]), "n_structures": data_info["n_structures"], "epoch": chosen["epoch"],
         "epochs": args.epochs, "commands": commands, "library": f"matssl-featurizers {matssl_featurizers.__version__}"})
     exported.save_pretrained(args.out)
 

@@ -9,7 +9,7 @@ import torch
 
 from matssl_featurizers import bundled, sources
 from matssl_featurizers.bundled import sha256
-from matssl_featurizers.encoders import CGCNNEncoder, PretrainedEncoder, list_models
+from matssl_featurizers.encoders import CGCNNEncoder, PretrainedEncoder
 from tests.conftest import save_model
 
 load = PretrainedEncoder.from_pretrained
