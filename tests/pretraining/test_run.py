@@ -86,7 +86,7 @@ def test_one_epoch_exports_weights_the_featurizer_loads(one_epoch, structures):
     # what the run records besides the weights (metadata.json)
     assert encoder.info.method == "crystal-twins" and encoder.graph_settings == {"cutoff": 8.0, "max_neighbors": 12}
     provenance = encoder.info.provenance
-    assert provenance["data"] == [STRUCTURES_FILE.name] and provenance["n_structures"] == 150
+    assert provenance["data"] == {STRUCTURES_FILE.name: 150} and provenance["n_structures"] == 150
     assert (provenance["epoch"], provenance["epochs"]) == (1, 1)
     assert len(provenance["commands"]) == 1 and provenance["commands"][0].startswith("python -m pretraining.run --method crystal-twins")
     assert provenance["library"] == f"matssl-featurizers {matssl_featurizers.__version__}"
