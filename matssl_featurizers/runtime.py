@@ -62,3 +62,26 @@ def check_device(device: str) -> None:
         raise ValueError(f"device {device!r}: this PyTorch build has no CUDA support or sees no GPU; use device='cpu'")
     if kind == "mps" and not torch.backends.mps.is_available():
         raise ValueError(f"device {device!r}: Apple's MPS backend is not available here; use device='cpu'")
+
+
+def idle_cores(interval: float = 0.5) -> int:
+    """Cores this process may run on that no other process is using now (at least 1): on Linux, the share of CPU
+    time spent idle over ``interval`` seconds (``/proc/stat``), elsewhere the cores minus the 1-minute load average.
+    The training commands' default thread count: on a busy machine more torch threads than idle cores are many
+    times slower (docs/pretraining.md)."""
+    import time
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+    def ticks():
+        fields = [int(x) for x in open("/proc/stat").readline().split()[1:]]
+        return sum(fields), fields[3] + fields[4]  # all, idle + iowait
+
+    try:
+        total0, idle0 = ticks()
+        time.sleep(interval)
+        total1, idle1 = ticks()
+        busy = (os.cpu_count() or cores) * (1 - (idle1 - idle0) / max(1, total1 - total0))
+    except OSError:
+        busy = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+    return max(1, min(cores, round(cores - busy)))

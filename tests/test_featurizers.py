@@ -489,3 +489,17 @@ def test_a_device_torch_cannot_use_gets_one_sentence(structures):
         SSLStructureFeaturizer(device="cuda").featurize(structures[0])
     with pytest.raises(ValueError, match="is not a torch device"):
         SSLStructureFeaturizer(device="gpu0").featurize(structures[0])
+
+
+def test_a_featurizer_pickled_by_release_0_2_keeps_loading_the_same_bundled_weights(structures):
+    # what unpickling a fitted 0.2 featurizer gives: its parameters and the file fingerprint it pinned then
+    # (sha256 of the sha256 of config.json and model.safetensors as 0.2.1 shipped them), no weights_source_
+    old = SSLStructureFeaturizer.__new__(SSLStructureFeaturizer)
+    old.__setstate__({**SSLStructureFeaturizer().get_params(), "weights_sha256_":
+                      "74f10c4a64f37e5ff52ce3c66e6bad795d6beeea6f885750983a8c5458dd2d4c"})
+    np.testing.assert_array_equal(old.featurize_many(structures[:3], pbar=False),
+                                  SSLStructureFeaturizer().featurize_many(structures[:3], pbar=False))
+    other = SSLStructureFeaturizer.__new__(SSLStructureFeaturizer)
+    other.__setstate__({**SSLStructureFeaturizer().get_params(), "weights_sha256_": "0" * 64})
+    with pytest.raises(OSError, match="changed since this featurizer first used them"):
+        other.featurize(structures[0])

@@ -44,6 +44,7 @@ from tqdm.auto import tqdm
 from matssl_featurizers.encoders import PretrainedEncoder
 from matssl_featurizers.graphs import collate_arrays
 from matssl_featurizers.neighbors import graph_batches
+from matssl_featurizers.runtime import idle_cores
 
 from ..arguments import at_least, held_out_share, positive_float
 from ..card import command_line
@@ -170,6 +171,8 @@ def parse_args(argv=None):
     p.add_argument("--lr", type=positive_float, default=1e-3)
     p.add_argument("--hidden", type=int, default=64, help="width of the head's hidden layer")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    p.add_argument("--threads", type=at_least(1), default=None,
+                   help="torch threads (default: the cores no other process is using when the command starts)")
     p.add_argument("--out", required=True, type=Path)
     p.add_argument("--card", type=Path, nargs="*", default=[], help="model directories whose cards get the table")
     p.add_argument("--card-section", default="Fine-tuning", help="title of the card subsection the table replaces")
@@ -207,6 +210,8 @@ def fold_result(model_name: str, init: str, arrays: list, y: np.ndarray, fit_row
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    args.threads = args.threads or idle_cores()  # measured before this command loads the machine
+    torch.set_num_threads(args.threads)
     command = command_line("pretraining.evaluation.finetune", argv)
     targets = [t.strip() for t in args.target.split(",")]
     models = [m.strip() for m in args.model.split(",")]

@@ -419,3 +419,14 @@ def test_a_wider_cgcnn_encoder_from_the_command_line(tmp_path, structures):
     assert features.shape == (4, 4 * 3 * 32 + 41) and np.isfinite(features).all()
     with pytest.raises(SystemExit, match="--atom-fea-len: not an option of --method cdssl"):
         run.main(["--method", "cdssl", "--data", str(STRUCTURES_FILE), "--out", str(tmp_path / "x"), "--atom-fea-len", "32"])
+
+
+def test_threads_are_an_option_and_default_to_the_idle_cores_shared_among_processes(monkeypatch):
+    monkeypatch.setattr(run, "idle_cores", lambda: 6)
+    assert run.torch_thread_count(3) == 3
+    monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
+    assert run.torch_thread_count(None) == 6
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "4")
+    assert run.torch_thread_count(None) == 1, "6 idle cores among 4 processes on this machine"
+    with pytest.raises(SystemExit):
+        run.parse_args(["--method", "cdssl", "--data", "x", "--out", "y", "--threads", "0"])
