@@ -177,13 +177,7 @@ class BundledModelFeaturizer(SSLStructureFeaturizer):
 
     def __init__(self, weights=None, batch_size: int = 64, device: str = "cpu", n_workers: int = 0,
                  n_threads: int | None = 1, n_components: int | None = None, label_prefix: str | None = None):
-        self.weights = weights
-        self.batch_size = batch_size
-        self.device = device
-        self.n_workers = n_workers
-        self.n_threads = n_threads
-        self.n_components = n_components
-        self.label_prefix = label_prefix
+        super().__init__(type(self).model, weights, batch_size, device, n_workers, n_threads, n_components, label_prefix)
 
 
 class CrystalTwinsFeaturizer(BundledModelFeaturizer):
