@@ -16,6 +16,8 @@ _LAZY = {
     "CrysAtomFeaturizer": "composition",
     "AtomVectorFeaturizer": "composition",
     "HybridStructureFeaturizer": "hybrid",
+    "SSLRegressor": "finetuning",
+    "SSLClassifier": "finetuning",
     "ShellAnisotropy": "anisotropy",
     "load_atom_vectors": "atom_vectors",
     "structure_to_graph": "graphs",

@@ -27,6 +27,7 @@ import pandas as pd
 from ..data import iter_records, payload_to_structure
 
 SPLITS = ("test", "dev")
+OUTSIDE = "outside"  # the labelled rows of neither split: extra training rows for the large tasks
 SPLIT_SIZE = 2000
 SPLIT_SEED = 20261201
 
@@ -83,12 +84,15 @@ def labelled_records(paths, targets) -> list[dict]:
 
 def load_labelled(paths, targets, limit=None, seed=0, split: str | None = None) -> pd.DataFrame:
     """Rows with a readable structure and every target present, as a DataFrame indexed by id with
-    a ``structure`` column and one column per target (``split``: only the rows of that split;
-    ``limit``: N rows drawn with ``seed``)."""
+    a ``structure`` column and one column per target (``split``: only the rows of that split, or with
+    :data:`OUTSIDE` the rows of neither; ``limit``: N rows drawn with ``seed``)."""
     df = pd.DataFrame(labelled_records(paths, targets))
     if df.empty:
         raise SystemExit(f"no rows of {', '.join(map(str, paths))} have all of {targets}")
-    if split is not None:
+    if split == OUTSIDE:
+        inside = np.concatenate([split_positions(df["id"], s) for s in SPLITS])
+        df = df.drop(index=df.index[inside])
+    elif split is not None:
         df = df.iloc[split_positions(df["id"], split)]
         if df.empty:
             raise SystemExit(f"the {split} split of {', '.join(map(str, paths))} with {targets} is empty")
