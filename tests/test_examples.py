@@ -85,3 +85,12 @@ def test_atom_vectors_pca_prints_its_usage_on_help_and_writes_the_image_it_is_gi
     assert not list(tmp_path.iterdir()), "--help writes nothing"
     atom_vectors_pca.main(["pca.png"])
     assert [p.name for p in tmp_path.iterdir()] == ["pca.png"]
+
+
+def test_finetune_your_model_pretrains_fine_tunes_saves_and_reloads(tmp_path, capsys):
+    load_example("finetune_your_model").main(["--out", str(tmp_path / "mine"), "--pretrain-epochs", "1",
+                                              "--max-epochs", "2"])
+    out = capsys.readouterr().out
+    assert "fine-tuned on 30 structures" in out and "test MAE" in out
+    assert (tmp_path / "mine" / "finetuned" / "head.safetensors").is_file()
+    assert "its encoder gives 809 features per structure" in out

@@ -17,7 +17,7 @@ from .featurizer_names import (COMPOSITION_TABLES, bundled_structure_models, dis
                                readout_changes)
 from .features import all_features
 from .results import markdown_table, write_results
-from .tasks import SPLITS, cv_splits, load_labelled, parse_train_sizes, training_rows
+from .tasks import SPLITS, cv_splits, parse_train_sizes, task_rows, training_rows
 
 
 def default_featurizers() -> list[str]:
@@ -42,6 +42,8 @@ def parser(prog: str, description: str) -> argparse.ArgumentParser:
     p.add_argument("--folds", type=at_least(2), default=5, help="default: %(default)s")
     p.add_argument("--train-sizes", default="all", help="comma separated training-set sizes per fold, or 'all' (default)")
     p.add_argument("--limit", type=at_least(1), default=None, help="evaluate on N labelled rows drawn with --seed (default: all)")
+    p.add_argument("--extra-train", type=at_least(1), default=None,
+                   help="every fold also trains on N labelled rows of neither split, drawn with --seed (a large task)")
     p.add_argument("--seed", type=int, default=0, help="folds, subsets and forests (default: %(default)s)")
     p.add_argument("--random-seeds", default="0,1,2", help="seeds of the random:MODEL weights (default: %(default)s)")
     p.add_argument("--max-features", type=share, default=1.0,
@@ -74,8 +76,9 @@ def evaluate_task(args: argparse.Namespace, command: str) -> None:
     names = expand_seeds([n.strip() for n in args.featurizers.split(",")] if args.featurizers else default_featurizers(),
                          random_seeds)
     train_sizes = parse_train_sizes(args.train_sizes)
-    df = load_labelled(args.data, targets, args.limit, args.seed, split=args.split)
-    splits = cv_splits(len(df), args.folds, args.seed)
+    df, n_folded = task_rows(args.data, targets, args.limit, args.seed, args.split, args.extra_train)
+    splits = [(np.concatenate([train, np.arange(n_folded, len(df))]), test)
+              for train, test in cv_splits(n_folded, args.folds, args.seed)]
     features = all_features(names, df, None if args.no_cache else args.cache, readout)
     ok = np.all([np.isfinite(X).all(axis=1) for X in features.values()], axis=0)
     dropped = int((~ok).sum())
@@ -91,6 +94,7 @@ def evaluate_task(args: argparse.Namespace, command: str) -> None:
                f"{args.folds}-fold cross-validation on identical folds, MAE mean ± std over folds; "
                f"{int(ok.sum())} structures from {', '.join(Path(p).name for p in args.data)}"
                + (f" ({args.split} split)" if args.split else "")
+               + (f", every fold training on {len(df) - n_folded} more rows of neither split" if args.extra_train else "")
                + (f" ({dropped} dropped: a featurizer failed on them)" if dropped else "")
                + (f"; random weights with seeds {args.random_seeds}" if any("random:" in n for n in names) else "")
                + (f"; every encoder with readout {json.dumps(readout)}" if readout else "") + ".")

@@ -108,6 +108,16 @@ def load_labelled(paths, targets, limit=None, seed=0, split: str | None = None) 
     return df[df["structure"].notna()].set_index("id")
 
 
+def task_rows(paths, targets, limit=None, seed=0, split: str | None = None, extra: int | None = None) -> tuple[pd.DataFrame, int]:
+    """:func:`load_labelled` rows, then (``extra``) that many rows of neither split drawn with ``seed``, which every
+    fold trains on besides its own (the large tasks); and how many rows the folds are cut from."""
+    df = load_labelled(paths, targets, limit, seed, split=split)
+    if not extra:
+        return df, len(df)
+    more = load_labelled(paths, targets, extra, seed, split=OUTSIDE)
+    return pd.concat([df, more]), len(df)
+
+
 def parse_train_sizes(text: str) -> list:
     """``"100,500,all"`` -> ``[100, 500, "all"]``."""
     return [s if s == "all" else int(s) for s in (part.strip() for part in text.split(","))]
