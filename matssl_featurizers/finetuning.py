@@ -208,8 +208,6 @@ class FineTunedEstimator(CheckedParams, BaseEstimator):
     # -- fit -----------------------------------------------------------------------------------
     def fit(self, X, y, sample_weight=None):
         """Fine-tune on the Structures ``X`` and targets ``y`` (``[n]`` or ``[n, k]``); returns ``self``."""
-        import torch
-
         self._check_params()
         y, labels, sample_weight = self._check_y(X, y, sample_weight)
         warm = self.warm_start and hasattr(self, "models_")
